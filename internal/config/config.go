@@ -1,0 +1,427 @@
+// Package config reads deploywatch.yaml: a strict schema (unknown and
+// duplicate keys are errors), defaults from the seed's table, and
+// validation that points at the file, line and column of every problem.
+// PromQL in the file is parsed at load time, not during a deploy.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/judge"
+)
+
+// Policy is what deploywatch does when a deploy fails or cannot be judged.
+type Policy string
+
+// The policies. Rollback returns to the revision recorded at Start; Pause
+// leaves the new version in place and runs the pause hook; Notify only
+// tells.
+const (
+	PolicyRollback Policy = "rollback"
+	PolicyPause    Policy = "pause"
+	PolicyNotify   Policy = "notify"
+)
+
+// Check types.
+const (
+	TypeQuery    = "query"
+	TypeRatio    = "ratio"
+	TypeQuantile = "quantile"
+	TypeRate     = "rate"
+)
+
+// What a check does with no data.
+const (
+	NoDataIgnore = "ignore"
+	NoDataWarn   = "warn"
+	NoDataFail   = "fail"
+)
+
+// Config is a whole deploywatch.yaml.
+type Config struct {
+	// Service names what is deployed, e.g. "api".
+	Service string `yaml:"service"`
+	// Environment names where, e.g. "staging".
+	Environment string `yaml:"environment,omitempty"`
+	Target      Target `yaml:"target"`
+	// Metrics is where measurements come from. Optional for targets that
+	// can judge a deploy on their own.
+	Metrics  *Metrics `yaml:"metrics,omitempty"`
+	Baseline Baseline `yaml:"baseline"`
+	Phases   Phases   `yaml:"phases"`
+	// OnFailure is the policy for a failed deploy. Default rollback.
+	OnFailure Policy `yaml:"on_failure"`
+	// OnInconclusive is the policy when the deploy could not be judged.
+	// Default notify: the new version stays.
+	OnInconclusive Policy `yaml:"on_inconclusive"`
+	// Judge holds the defaults every check inherits.
+	Judge JudgeDefaults `yaml:"judge"`
+	// Checks replace the default checks when present.
+	Checks []Check `yaml:"checks,omitempty"`
+
+	// Skipped lists default checks that cannot run here, and why.
+	Skipped []SkippedCheck `yaml:"-"`
+	// Path is the file the config was read from.
+	Path string `yaml:"-"`
+	// positions maps a field path ("checks[0].fail") to where it was written.
+	positions map[string]position
+}
+
+// SkippedCheck is a default check left out, with the reason.
+type SkippedCheck struct {
+	Name, Reason string
+}
+
+// Target is how the deploy is made and undone.
+type Target struct {
+	Command *CommandTarget `yaml:"command,omitempty"`
+}
+
+// CommandTarget drives a deploy through shell commands.
+type CommandTarget struct {
+	// Deploy starts the deploy (used by run when no command follows --).
+	Deploy string `yaml:"deploy,omitempty"`
+	// Rollback returns to the previous version. It gets DEPLOYWATCH_SERVICE,
+	// DEPLOYWATCH_VERSION and DEPLOYWATCH_PREVIOUS_VERSION.
+	Rollback string `yaml:"rollback,omitempty"`
+	// Status exits 0 once the new version is fully out.
+	Status string `yaml:"status,omitempty"`
+	// Current prints the running version; it is recorded at Start.
+	Current string `yaml:"current,omitempty"`
+	// Pause runs for on_failure: pause.
+	Pause string `yaml:"pause,omitempty"`
+	// Shell runs the commands, as Shell -c COMMAND. Default /bin/sh.
+	Shell string `yaml:"shell"`
+	// Dir is the working directory, relative to the config file. Default:
+	// the directory deploywatch runs in.
+	Dir      string       `yaml:"dir,omitempty"`
+	Timeouts HookTimeouts `yaml:"timeouts"`
+	// CPUCores is the CPU the service may use; with it the cpu check runs.
+	CPUCores float64 `yaml:"cpu_cores,omitempty"`
+	// MemoryLimit is the memory the service may use, e.g. 512Mi; with it
+	// the memory check runs.
+	MemoryLimit Quantity `yaml:"memory_limit,omitempty"`
+}
+
+// HookTimeouts bound each hook.
+type HookTimeouts struct {
+	Deploy   Duration `yaml:"deploy"`
+	Rollback Duration `yaml:"rollback"`
+	Status   Duration `yaml:"status"`
+	Current  Duration `yaml:"current"`
+	Pause    Duration `yaml:"pause"`
+}
+
+// Metrics configures the metric source and the conventions of the default
+// checks.
+type Metrics struct {
+	Prometheus *Prometheus `yaml:"prometheus,omitempty"`
+	// Selector is the label selector of the service's series, without
+	// braces: job="api". Queries use it as $selector.
+	Selector string `yaml:"selector"`
+	// StatusLabel is the label holding the HTTP status code. Default
+	// "status"; many services use "code".
+	StatusLabel string `yaml:"status_label"`
+	// ErrorStatus is the regular expression of failing status codes.
+	// Default "5..".
+	ErrorStatus string `yaml:"error_status"`
+	// RequestsMetric counts requests. Default http_requests_total.
+	RequestsMetric string `yaml:"requests_metric"`
+	// DurationMetric is the request latency histogram, without _bucket.
+	// Default http_request_duration_seconds.
+	DurationMetric string `yaml:"duration_metric"`
+	// ScrapeInterval is how often the source scrapes the service; it sizes
+	// the default window. Default: measured at the start of each watch from
+	// the samples of up{selector} (15s when that cannot be measured).
+	ScrapeInterval Duration `yaml:"scrape_interval,omitempty"`
+	// Window is the default sliding window of checks ($window). Default
+	// max(4 x scrape_interval, 2 x phases.interval).
+	Window Duration `yaml:"window,omitempty"`
+}
+
+// Prometheus is a Prometheus-compatible HTTP API.
+type Prometheus struct {
+	URL string `yaml:"url"`
+	// BearerTokenEnv names the environment variable holding a bearer token.
+	BearerTokenEnv string `yaml:"bearer_token_env,omitempty"`
+	// BearerTokenFile is a file holding a bearer token.
+	BearerTokenFile string     `yaml:"bearer_token_file,omitempty"`
+	BasicAuth       *BasicAuth `yaml:"basic_auth,omitempty"`
+	// Headers are sent with every query. They are not secret: use the
+	// token fields for credentials.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	Timeout Duration          `yaml:"timeout"`
+	Retries int               `yaml:"retries"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+}
+
+// Baseline configures the pre-deploy measurement.
+type Baseline struct {
+	// Window is how far back from the deploy's start the baseline looks.
+	// When the source holds less history, what it has is used. Default 10m.
+	Window Duration `yaml:"window"`
+}
+
+// Phases times the timeline.
+type Phases struct {
+	// Rollout bounds the wait for the new version to be fully out. Default 10m.
+	Rollout Duration `yaml:"rollout"`
+	// Warmup is the grace period after the rollout in which only hard
+	// failures count. Default 30s.
+	Warmup Duration `yaml:"warmup"`
+	// Verify bounds the post-deploy checklist. Default 1m.
+	Verify Duration `yaml:"verify"`
+	// Monitor is the bake window. Default 5m.
+	Monitor Duration `yaml:"monitor"`
+	// Interval is how often checks run. Default 10s.
+	Interval Duration `yaml:"interval"`
+}
+
+// JudgeDefaults are inherited by every check that does not set its own.
+type JudgeDefaults struct {
+	// FailureLimit is how many consecutive failing measurements fail a
+	// check. Default 2.
+	FailureLimit int `yaml:"failure_limit"`
+	// ErrorLimit is how many consecutive query errors make a check give up.
+	// Default 3.
+	ErrorLimit int `yaml:"error_limit"`
+	// Confidence is how sure a statistical check must be to fail. Default 0.99.
+	Confidence float64 `yaml:"confidence"`
+	// Tolerance is how much worse than an already-breaching baseline a
+	// value must be to fail. Default 25%.
+	Tolerance Quantity `yaml:"tolerance"`
+	// MinRequests is the least traffic a ratio or quantile is judged on.
+	// Default 20.
+	MinRequests float64 `yaml:"min_requests"`
+}
+
+// Check is one measurement judged every interval.
+type Check struct {
+	Name string `yaml:"name"`
+	// Type is query (default), ratio, quantile or rate.
+	Type string `yaml:"type,omitempty"`
+	// Query is a PromQL expression giving one value (type query).
+	Query string `yaml:"query,omitempty"`
+	// Bad and Total count events (type ratio): e.g. 5xx and all requests.
+	Bad   string `yaml:"bad,omitempty"`
+	Total string `yaml:"total,omitempty"`
+	// Histogram gives cumulative buckets by "le" (type quantile).
+	Histogram string  `yaml:"histogram,omitempty"`
+	Quantile  float64 `yaml:"quantile,omitempty"`
+	// Count counts events over $window (type rate).
+	Count string `yaml:"count,omitempty"`
+	Warn  Rule   `yaml:"warn,omitempty"`
+	Fail  Rule   `yaml:"fail,omitempty"`
+	// Floor is the lowest fail line an upward relative rule may draw.
+	Floor *Quantity `yaml:"floor,omitempty"`
+	// Window is this check's $window. Default metrics.window.
+	// Zero means the default, settled when the watch starts.
+	Window       Duration `yaml:"window,omitempty"`
+	FailureLimit int      `yaml:"failure_limit,omitempty"`
+	ErrorLimit   int      `yaml:"error_limit,omitempty"`
+	Confidence   float64  `yaml:"confidence,omitempty"`
+	Tolerance    *Quantity `yaml:"tolerance,omitempty"`
+	MinRequests  float64  `yaml:"min_requests,omitempty"`
+	// OnNoData is ignore (default), warn or fail. fail applies only when
+	// the baseline had data: what was there before and is gone now fails.
+	OnNoData string `yaml:"on_nodata,omitempty"`
+	// Unit is how values are shown: percent, seconds, bytes, persecond, or
+	// empty for plain numbers.
+	Unit string `yaml:"unit,omitempty"`
+}
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Target: Target{},
+		Baseline: Baseline{
+			Window: Duration(10 * time.Minute),
+		},
+		Phases: Phases{
+			Rollout:  Duration(10 * time.Minute),
+			Warmup:   Duration(30 * time.Second),
+			Verify:   Duration(time.Minute),
+			Monitor:  Duration(5 * time.Minute),
+			Interval: Duration(10 * time.Second),
+		},
+		OnFailure:      PolicyRollback,
+		OnInconclusive: PolicyNotify,
+		Judge: JudgeDefaults{
+			FailureLimit: 2,
+			ErrorLimit:   3,
+			Confidence:   0.99,
+			Tolerance:    0.25,
+			MinRequests:  20,
+		},
+	}
+}
+
+func defaultCommandTarget() CommandTarget {
+	return CommandTarget{
+		Shell: "/bin/sh",
+		Timeouts: HookTimeouts{
+			Deploy:   Duration(10 * time.Minute),
+			Rollback: Duration(5 * time.Minute),
+			Status:   Duration(30 * time.Second),
+			Current:  Duration(30 * time.Second),
+			Pause:    Duration(time.Minute),
+		},
+	}
+}
+
+func defaultMetrics() Metrics {
+	return Metrics{
+		StatusLabel:    "status",
+		ErrorStatus:    "5..",
+		RequestsMetric: "http_requests_total",
+		DurationMetric: "http_request_duration_seconds",
+	}
+}
+
+func defaultPrometheus() Prometheus {
+	return Prometheus{Timeout: Duration(10 * time.Second), Retries: 2}
+}
+
+// complete fills in what depends on other fields, after decoding.
+func (c *Config) complete() {
+	if m := c.Metrics; m != nil {
+		if len(c.Checks) == 0 {
+			c.Checks, c.Skipped = c.defaultChecks()
+		}
+	}
+	for i := range c.Checks {
+		ch := &c.Checks[i]
+		if ch.Type == "" {
+			ch.Type = TypeQuery
+		}
+		if ch.FailureLimit == 0 {
+			ch.FailureLimit = c.Judge.FailureLimit
+		}
+		if ch.ErrorLimit == 0 {
+			ch.ErrorLimit = c.Judge.ErrorLimit
+		}
+		if ch.Confidence == 0 {
+			ch.Confidence = c.Judge.Confidence
+		}
+		if ch.Tolerance == nil {
+			t := c.Judge.Tolerance
+			ch.Tolerance = &t
+		}
+		if ch.MinRequests == 0 && (ch.Type == TypeRatio || ch.Type == TypeQuantile) {
+			ch.MinRequests = c.Judge.MinRequests
+		}
+		if ch.OnNoData == "" {
+			ch.OnNoData = NoDataIgnore
+		}
+		if ch.Type == TypeQuantile && ch.Quantile == 0 {
+			ch.Quantile = 0.99
+		}
+	}
+}
+
+// defaultChecks builds the seed's table from the metric conventions.
+//
+// The error ratio and the latency quantile count what happened since the
+// warm-up ended ($since_warmup) rather than over a fixed [5m]: every
+// request served by the new version is evidence, so a regression is proven
+// within seconds at real traffic, and cold-start noise of the warm-up is
+// left out. The request rate uses the sliding $window, because a collapse
+// must show quickly, not be averaged away.
+func (c *Config) defaultChecks() ([]Check, []SkippedCheck) {
+	m := c.Metrics
+	req := m.RequestsMetric
+	errSel := fmt.Sprintf(`{$selector,%s=~"%s"}`, m.StatusLabel, m.ErrorStatus)
+	checks := []Check{
+		{
+			Name:  "error_rate",
+			Type:  TypeRatio,
+			Bad:   fmt.Sprintf("sum(increase(%s%s[$since_warmup]))", req, errSel),
+			Total: fmt.Sprintf("sum(increase(%s{$selector}[$since_warmup]))", req),
+			Warn:  mustRule("> 0.1%"),
+			Fail:  mustRule("> 1%"),
+			Unit:  "percent",
+		},
+		{
+			Name:      "latency_p99",
+			Type:      TypeQuantile,
+			Histogram: fmt.Sprintf("sum by (le) (increase(%s_bucket{$selector}[$since_warmup]))", m.DurationMetric),
+			Quantile:  0.99,
+			Warn:      mustRule("> 500ms"),
+			Fail:      mustRule("> 2x baseline"),
+			Floor:     ptr(Quantity(0.1)),
+			Unit:      "seconds",
+		},
+		{
+			Name:     "request_rate",
+			Type:     TypeRate,
+			Count:    fmt.Sprintf("sum(increase(%s{$selector}[$window]))", req),
+			Warn:     mustRule("< 0.5x baseline"),
+			Fail:     mustRule("< 0.2x baseline"),
+			OnNoData: NoDataFail,
+			Unit:     "persecond",
+		},
+	}
+	var skipped []SkippedCheck
+	if cmd := c.Target.Command; cmd != nil && cmd.CPUCores > 0 {
+		checks = append(checks, Check{
+			Name:  "cpu",
+			Query: fmt.Sprintf("max(rate(process_cpu_seconds_total{$selector}[$window])) / %s", formatFloat(cmd.CPUCores)),
+			Warn:  mustRule("> 70%"),
+			Fail:  mustRule("> 90%"),
+			Unit:  "percent",
+		})
+	} else {
+		skipped = append(skipped, SkippedCheck{"cpu", "no CPU limit: set target.command.cpu_cores to judge CPU usage"})
+	}
+	if cmd := c.Target.Command; cmd != nil && cmd.MemoryLimit > 0 {
+		checks = append(checks, Check{
+			Name:  "memory",
+			Query: fmt.Sprintf("max(process_resident_memory_bytes{$selector}) / %s", formatFloat(float64(cmd.MemoryLimit))),
+			Warn:  mustRule("> 80%"),
+			Fail:  mustRule("> 95%"),
+			Unit:  "percent",
+		})
+	} else {
+		skipped = append(skipped, SkippedCheck{"memory", "no memory limit: set target.command.memory_limit to judge memory usage"})
+	}
+	return checks, skipped
+}
+
+// DefaultWindow is the sliding window for a scrape interval: four scrapes,
+// so that rate() and increase() always have samples to work with, and at
+// least two check intervals.
+func (c *Config) DefaultWindow(scrape time.Duration) time.Duration {
+	if c.Metrics != nil && c.Metrics.Window > 0 {
+		return c.Metrics.Window.D()
+	}
+	return max(4*scrape, 2*c.Phases.Interval.D())
+}
+
+// Queries returns the check's PromQL templates by role.
+func (ch *Check) Queries() map[string]string {
+	q := map[string]string{}
+	for role, expr := range map[string]string{
+		"query": ch.Query, "bad": ch.Bad, "total": ch.Total, "histogram": ch.Histogram, "count": ch.Count,
+	} {
+		if strings.TrimSpace(expr) != "" {
+			q[role] = expr
+		}
+	}
+	return q
+}
+
+func mustRule(s string) Rule {
+	var r Rule
+	r.Rule = judge.MustParseRule(s)
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestGoodFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := LoadFile(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestIssueExampleGetsTheSeedsTable(t *testing.T) {
+	c, err := LoadFile("testdata/issue.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Phases.Interval.D(); got != 2*time.Second {
+		t.Errorf("interval = %s", got)
+	}
+	if got := c.DefaultWindow(time.Second); got != 4*time.Second {
+		t.Errorf("window = %s, want 4 x a 1s scrape interval", got)
+	}
+	if got := c.DefaultWindow(15 * time.Second); got != time.Minute {
+		t.Errorf("window = %s, want 4 x a 15s scrape interval", got)
+	}
+	names := map[string]Check{}
+	for _, ch := range c.Checks {
+		names[ch.Name] = ch
+	}
+	er := names["error_rate"]
+	if er.Type != TypeRatio || er.Fail.String() != "> 1%" || er.Warn.String() != "> 0.1%" ||
+		!strings.Contains(er.Bad, `status=~"5.."`) || er.FailureLimit != 2 || er.MinRequests != 20 {
+		t.Errorf("error_rate = %+v", er)
+	}
+	if p := names["latency_p99"]; p.Fail.String() != "> 2x baseline" || p.Warn.String() != "> 500ms" || p.Quantile != 0.99 {
+		t.Errorf("latency_p99 = %+v", p)
+	}
+	if r := names["request_rate"]; r.OnNoData != NoDataFail {
+		t.Errorf("request_rate must fail when the series vanish: %+v", r)
+	}
+	if len(c.Skipped) != 2 {
+		t.Errorf("cpu and memory must be skipped without limits: %+v", c.Skipped)
+	}
+	if c.Target.Command.Shell != "/bin/sh" || c.Target.Command.Timeouts.Rollback.D() != 5*time.Minute {
+		t.Errorf("command defaults not applied: %+v", c.Target.Command)
+	}
+}
+
+func TestCustomChecksAndLabels(t *testing.T) {
+	c, err := LoadFile("testdata/custom.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Checks) != 3 || c.Checks[0].FailureLimit != 3 || c.Checks[1].Type != TypeQuery {
+		t.Fatalf("checks = %+v", c.Checks)
+	}
+	if got := c.DefaultWindow(c.Metrics.ScrapeInterval.D()); got != 20*time.Second {
+		t.Errorf("window = %s, want 4 x 5s", got)
+	}
+	if c.Checks[1].Floor == nil || *c.Checks[1].Floor != 500 {
+		t.Errorf("floor = %v", c.Checks[1].Floor)
+	}
+	if c.Target.Command.Timeouts.Rollback.D() != 2*time.Minute || c.Target.Command.Timeouts.Deploy.D() != 10*time.Minute {
+		t.Errorf("a partial timeouts block must keep the other defaults: %+v", c.Target.Command.Timeouts)
+	}
+}
+
+func TestDefaultChecksUseTheStatusLabel(t *testing.T) {
+	src := strings.Replace(read(t, "testdata/issue.good.yaml"), `selector: 'job="api"'`, "selector: 'job=\"api\"'\n  status_label: code", 1)
+	c, err := Load([]byte(src), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Checks[0].Bad, `code=~"5.."`) {
+		t.Errorf("bad query %q ignores status_label", c.Checks[0].Bad)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	cases := map[string][]string{
+		"unknown-key":      {"unknown-key.bad.yaml:9:5: metrics.prometheus.urll: unknown field"},
+		"duplicate-key":    {"duplicate-key.bad.yaml:10:1: service: duplicate key (first set on line 1)"},
+		"bad-duration":     {"bad-duration.bad.yaml:10:12: phases.monitor: \"5 minutes\" is not a duration"},
+		"bad-promql":       {"bad-promql.bad.yaml:11:12: checks[0].query: PromQL", "unclosed left parenthesis"},
+		"unknown-var":      {"unknown-var.bad.yaml:11:12: checks[0].query: unknown variable $windw (known: $selector, $since_deploy, $since_warmup, $window)"},
+		"bad-rule":         {"bad-rule.bad.yaml:12:11: checks[0].fail: rule \"above 1%\" must start with"},
+		"missing-rollback": {"missing-rollback.bad.yaml:4:5: target.command.rollback: required when on_failure is rollback"},
+		"many-problems": {
+			"many-problems.bad.yaml:1:10: service: \"my api\"",
+			"many-problems.bad.yaml:7:10: metrics.prometheus.url: \"prometheus:9090\"",
+			"many-problems.bad.yaml:8:13: metrics.selector",
+			"many-problems.bad.yaml:11:12: phases.monitor: 5s is shorter than one interval (10s)",
+			"many-problems.bad.yaml:12:13: on_failure: \"revert\"",
+		},
+		"no-metrics":    {"no-metrics.bad.yaml:1:1: metrics: required with a command target"},
+		"wrong-type":    {"wrong-type.bad.yaml:8:14: cannot read `lots` into int"},
+		"ratio-fields":  {"checks[0].query: does not belong to a ratio check", "checks[0].total: required for a ratio check", "checks[1].name: \"errors\" is used by another check", "checks[1].fail: a quantile check fails upward"},
+		"secret-in-url": {"metrics.prometheus.url: credentials do not belong in the URL"},
+		"empty":         {"empty.bad.yaml: the file is empty"},
+	}
+	for name, wants := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join("testdata", name+".bad.yaml")
+			_, err := LoadFile(path)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			msg := strings.ReplaceAll(err.Error(), "testdata/", "")
+			for _, want := range wants {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error does not contain %q:\n%s", want, msg)
+				}
+			}
+		})
+	}
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) != len(cases) {
+		t.Errorf("%d bad fixtures but %d cases: every fixture needs its expected message", len(files), len(cases))
+	}
+}
+
+func TestEffectiveConfigRoundTrips(t *testing.T) {
+	c, err := LoadFile("testdata/issue.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(out, "effective.yaml")
+	if err != nil {
+		t.Fatalf("the effective config does not load again: %v\n%s", err, out)
+	}
+	if len(again.Checks) != len(c.Checks) || again.Checks[1].Fail.String() != "> 2x baseline" {
+		t.Errorf("round trip changed the checks:\n%s", out)
+	}
+}
+
+func TestSecretsComeFromEnvAndFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("tok-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := read(t, "testdata/issue.good.yaml")
+	withEnv := strings.Replace(base, "url: http://127.0.0.1:9090", "url: http://127.0.0.1:9090\n    bearer_token_env: DW_TEST_TOKEN", 1)
+	c, err := Load([]byte(withEnv), filepath.Join(dir, "dw.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := c.PrometheusCredentials(); err == nil || !strings.Contains(err.Error(), "DW_TEST_TOKEN is not set") || !strings.Contains(err.Error(), "dw.yaml:12:23") {
+		t.Errorf("err = %v, want the variable and its position", err)
+	}
+	t.Setenv("DW_TEST_TOKEN", "tok-from-env")
+	if tok, _, _, err := c.PrometheusCredentials(); err != nil || tok != "tok-from-env" {
+		t.Errorf("token = %q, %v", tok, err)
+	}
+	withFile := strings.Replace(base, "url: http://127.0.0.1:9090", "url: http://127.0.0.1:9090\n    bearer_token_file: token", 1)
+	c, err = Load([]byte(withFile), filepath.Join(dir, "dw.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, _, err := c.PrometheusCredentials(); err != nil || tok != "tok-from-file" {
+		t.Errorf("token = %q, %v", tok, err)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	v := Vars{Selector: `job="api"`, Window: 4 * time.Second, SinceDeploy: 61500 * time.Millisecond, SinceWarmup: 0}
+	cases := []struct{ in, want, err string }{
+		{in: `sum(rate(x{$selector}[$window]))`, want: `sum(rate(x{job="api"}[4s]))`},
+		{in: `increase(x[${since_deploy}])`, want: `increase(x[62s])`},
+		{in: `increase(x[$since_warmup])`, want: `increase(x[1s])`},
+		{in: `x{path=~"/api/.*$"}`, want: `x{path=~"/api/.*$"}`},
+		{in: `label_replace(x, "a", "$$1", "b", "(.*)")`, want: `label_replace(x, "a", "$1", "b", "(.*)")`},
+		{in: `x[$nope]`, err: "unknown variable $nope"},
+		{in: `x[${window]`, err: "unclosed"},
+	}
+	for _, c := range cases {
+		got, err := Expand(c.in, v)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("Expand(%q) err = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,93 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The variables a query may use. Range variables are written in whole
+// seconds ("37s") so they fit a PromQL range selector.
+const (
+	VarSelector    = "selector"
+	VarWindow      = "window"
+	VarSinceDeploy = "since_deploy"
+	VarSinceWarmup = "since_warmup"
+)
+
+// Vars are the values of a query's variables at one evaluation.
+type Vars struct {
+	Selector string
+	// Window is the check's sliding window.
+	Window time.Duration
+	// SinceDeploy is the time since the deploy started.
+	SinceDeploy time.Duration
+	// SinceWarmup is the time since the warm-up ended. It is never shorter
+	// than Window, so that a range query always spans enough samples.
+	SinceWarmup time.Duration
+}
+
+func (v Vars) lookup() map[string]string {
+	return map[string]string{
+		VarSelector:    v.Selector,
+		VarWindow:      RangeString(v.Window),
+		VarSinceDeploy: RangeString(v.SinceDeploy),
+		VarSinceWarmup: RangeString(v.SinceWarmup),
+	}
+}
+
+// RangeString writes a duration as a PromQL range in whole seconds,
+// rounded up and at least 1s.
+func RangeString(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return fmt.Sprintf("%ds", max(s, 1))
+}
+
+// Expand replaces $name and ${name} in a query template. "$$" is a literal
+// "$". A "$" not followed by a name (as in a regular expression's "foo$")
+// is left alone; an unknown name is an error.
+func Expand(tmpl string, v Vars) (string, error) {
+	vals := v.lookup()
+	var b strings.Builder
+	for i := 0; i < len(tmpl); i++ {
+		c := tmpl[i]
+		if c != '$' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+1 < len(tmpl) && tmpl[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		braced := i+1 < len(tmpl) && tmpl[i+1] == '{'
+		start := i + 1
+		if braced {
+			start++
+		}
+		end := start
+		for end < len(tmpl) && (tmpl[end] == '_' || tmpl[end] >= 'a' && tmpl[end] <= 'z' || tmpl[end] >= 'A' && tmpl[end] <= 'Z' || end > start && tmpl[end] >= '0' && tmpl[end] <= '9') {
+			end++
+		}
+		if end == start {
+			b.WriteByte(c)
+			continue
+		}
+		name := tmpl[start:end]
+		if braced {
+			if end >= len(tmpl) || tmpl[end] != '}' {
+				return "", fmt.Errorf("unclosed ${%s", name)
+			}
+			end++
+		}
+		val, ok := vals[name]
+		if !ok {
+			return "", fmt.Errorf("unknown variable $%s (known: $%s)", name, strings.Join(slices.Sorted(maps.Keys(vals)), ", $"))
+		}
+		b.WriteString(val)
+		i = end - 1
+	}
+	return b.String(), nil
+}

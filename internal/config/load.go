@@ -1,0 +1,342 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problems is every problem found in a file, each with its position.
+type Problems struct {
+	Path  string
+	Items []Problem
+}
+
+// Problem is one thing wrong in a config file.
+type Problem struct {
+	Line, Column int
+	// Field is the dotted path of the field, e.g. checks[1].fail.
+	Field string
+	Msg   string
+}
+
+func (p *Problems) Error() string {
+	var b strings.Builder
+	for i, it := range p.Items {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Path)
+		if it.Line > 0 {
+			fmt.Fprintf(&b, ":%d:%d", it.Line, it.Column)
+		}
+		b.WriteString(": ")
+		if it.Field != "" {
+			b.WriteString(it.Field + ": ")
+		}
+		b.WriteString(it.Msg)
+	}
+	return b.String()
+}
+
+func (p *Problems) add(pos position, field, format string, args ...any) {
+	p.Items = append(p.Items, Problem{Line: pos.line, Column: pos.col, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *Problems) err() error {
+	if len(p.Items) == 0 {
+		return nil
+	}
+	sort.SliceStable(p.Items, func(i, j int) bool {
+		a, b := p.Items[i], p.Items[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return p
+}
+
+type position struct{ line, col int }
+
+// LoadFile reads and validates a config file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Load(data, path)
+}
+
+// Load parses and validates a config; path names it in errors and anchors
+// relative paths.
+func Load(data []byte, path string) (*Config, error) {
+	probs := &Problems{Path: path}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			probs.add(position{}, "", "the file is empty")
+			return nil, probs.err()
+		}
+		probs.add(yamlErrPos(err), "", "%s", yamlErrMsg(err))
+		return nil, probs.err()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		probs.add(position{extra.Line, extra.Column}, "", "a second YAML document; deploywatch reads one")
+		return nil, probs.err()
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		probs.add(position{doc.Line, doc.Column}, "", "want a mapping of settings (service:, target:, metrics: ...)")
+		return nil, probs.err()
+	}
+	root := doc.Content[0]
+
+	cfg := Default()
+	cfg.Path = path
+	cfg.positions = map[string]position{"": {root.Line, root.Column}}
+	presetSections(root, &cfg)
+	walk(root, reflect.TypeOf(cfg), "", cfg.positions, probs)
+	if len(probs.Items) > 0 {
+		return nil, probs.err()
+	}
+	if err := root.Decode(&cfg); err != nil {
+		addDecodeErrors(err, probs, root, cfg.positions)
+		return nil, probs.err()
+	}
+	cfg.complete()
+	cfg.validate(probs)
+	if err := probs.err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// presetSections fills the defaults of optional sections that the file
+// has, so that decoding overrides the defaults instead of zero values.
+func presetSections(root *yaml.Node, cfg *Config) {
+	if n := child(root, "metrics"); n != nil {
+		m := defaultMetrics()
+		cfg.Metrics = &m
+		if child(n, "prometheus") != nil {
+			p := defaultPrometheus()
+			m.Prometheus = &p
+		}
+	}
+	if t := child(root, "target"); t != nil && child(t, "command") != nil {
+		c := defaultCommandTarget()
+		cfg.Target.Command = &c
+	}
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// walk compares the document with the struct it decodes into: unknown and
+// duplicate keys are problems (with their position), and every field's
+// position is recorded under its dotted path for later validation.
+func walk(n *yaml.Node, t reflect.Type, path string, pos map[string]position, probs *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+				probs.add(position{n.Line, n.Column}, path, "want a mapping, got %s", kindName(n))
+			}
+			return
+		}
+		fields := yamlFields(t)
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			if line, dup := seen[k.Value]; dup {
+				probs.add(position{k.Line, k.Column}, p, "duplicate key (first set on line %d)", line)
+				continue
+			}
+			seen[k.Value] = k.Line
+			f, ok := fields[k.Value]
+			if !ok {
+				probs.add(position{k.Line, k.Column}, p, "unknown field%s", suggest(k.Value, fields))
+				continue
+			}
+			pos[p] = position{v.Line, v.Column}
+			walk(v, f.Type, p, pos, probs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+				probs.add(position{n.Line, n.Column}, path, "want a list, got %s", kindName(n))
+			}
+			return
+		}
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			pos[p] = position{item.Line, item.Column}
+			walk(item, t.Elem(), p, pos, probs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if line, dup := seen[k.Value]; dup {
+				probs.add(position{k.Line, k.Column}, join(path, k.Value), "duplicate key (first set on line %d)", line)
+			}
+			seen[k.Value] = k.Line
+			pos[join(path, k.Value)] = position{n.Content[i+1].Line, n.Content[i+1].Column}
+		}
+	}
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		out[tag] = f
+	}
+	return out
+}
+
+func suggest(key string, fields map[string]reflect.StructField) string {
+	var names []string
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.EqualFold(strings.ReplaceAll(name, "_", ""), strings.ReplaceAll(strings.ReplaceAll(key, "-", ""), "_", "")) {
+			return fmt.Sprintf(" (did you mean %q?)", name)
+		}
+	}
+	return fmt.Sprintf(" (known here: %s)", strings.Join(names, ", "))
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return fmt.Sprintf("%q", n.Value)
+	}
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlErrPos(err error) position {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		l, _ := strconv.Atoi(m[1])
+		return position{l, 1}
+	}
+	return position{}
+}
+
+func yamlErrMsg(err error) string {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		return m[2]
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// addDecodeErrors turns yaml's decode errors into positioned problems. Our
+// own unmarshalers return posErrors; yaml's type errors say "line N: ...",
+// and the column is that of the first value on that line.
+func addDecodeErrors(err error, probs *Problems, root *yaml.Node, fields map[string]position) {
+	var pe *posError
+	if errors.As(err, &pe) {
+		probs.add(position{pe.line, pe.col}, fieldAt(fields, position{pe.line, pe.col}), "%s", pe.msg)
+		return
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, e := range te.Errors {
+			m := yamlLineRE.FindStringSubmatch(e)
+			if m == nil {
+				probs.add(position{}, "", "%s", e)
+				continue
+			}
+			l, _ := strconv.Atoi(m[1])
+			col := firstColumn(root, l)
+			msg := strings.Replace(m[2], "!!str ", "", 1)
+			msg = strings.Replace(msg, "cannot unmarshal", "cannot read", 1)
+			probs.add(position{l, col}, "", "%s", msg)
+		}
+		return
+	}
+	probs.add(position{}, "", "%v", err)
+}
+
+// fieldAt finds the field whose value was written at p.
+func fieldAt(fields map[string]position, p position) string {
+	for name, at := range fields {
+		if at == p {
+			return name
+		}
+	}
+	return ""
+}
+
+func firstColumn(n *yaml.Node, line int) int {
+	best := 0
+	var visit func(*yaml.Node)
+	visit = func(n *yaml.Node) {
+		if n.Line == line && n.Kind == yaml.ScalarNode && (best == 0 || n.Column > best) {
+			best = n.Column // the value, which follows its key on the line
+		}
+		for _, c := range n.Content {
+			visit(c)
+		}
+	}
+	visit(n)
+	if best == 0 {
+		return 1
+	}
+	return best
+}

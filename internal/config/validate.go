@@ -1,0 +1,297 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/promql"
+)
+
+var (
+	nameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	checkNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	labelRE     = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// pos returns where a field was written, or where its nearest written
+// parent was.
+func (c *Config) pos(field string) position {
+	for f := field; ; {
+		if p, ok := c.positions[f]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			return c.positions[""]
+		}
+		f = f[:i]
+	}
+}
+
+func (c *Config) validate(p *Problems) {
+	bad := func(field, format string, args ...any) { p.add(c.pos(field), field, format, args...) }
+
+	switch {
+	case c.Service == "":
+		bad("service", "required: the name of what is deployed, e.g. service: api")
+	case !nameRE.MatchString(c.Service):
+		bad("service", "%q: use letters, digits, '.', '_' and '-'", c.Service)
+	}
+	if c.Environment != "" && !nameRE.MatchString(c.Environment) {
+		bad("environment", "%q: use letters, digits, '.', '_' and '-'", c.Environment)
+	}
+	for field, pol := range map[string]Policy{"on_failure": c.OnFailure, "on_inconclusive": c.OnInconclusive} {
+		if pol != PolicyRollback && pol != PolicyPause && pol != PolicyNotify {
+			bad(field, "%q: want rollback, pause or notify", pol)
+		}
+	}
+	c.validateTarget(bad)
+	c.validatePhases(bad)
+	c.validateJudge(bad)
+	if c.Metrics == nil {
+		if c.Target.Command != nil {
+			bad("metrics", "required with a command target: a command target cannot judge a deploy without metrics (set metrics.prometheus.url and metrics.selector)")
+		}
+		if len(c.Checks) > 0 {
+			bad("checks", "checks need a metrics section")
+		}
+		return
+	}
+	c.validateMetrics(bad)
+	names := map[string]bool{}
+	for i := range c.Checks {
+		c.validateCheck(i, names, bad)
+	}
+}
+
+type badFunc func(field, format string, args ...any)
+
+func (c *Config) validateTarget(bad badFunc) {
+	cmd := c.Target.Command
+	if cmd == nil {
+		bad("target", "required: say how the deploy is made and undone, e.g. target.command.deploy and target.command.rollback")
+		return
+	}
+	if cmd.Rollback == "" && c.OnFailure == PolicyRollback {
+		bad("target.command.rollback", "required when on_failure is rollback (or set on_failure: pause or notify)")
+	}
+	if cmd.Shell == "" {
+		bad("target.command.shell", "must not be empty")
+	}
+	if cmd.CPUCores < 0 {
+		bad("target.command.cpu_cores", "must be positive")
+	}
+	if cmd.MemoryLimit < 0 {
+		bad("target.command.memory_limit", "must be positive")
+	}
+	for field, d := range map[string]Duration{
+		"deploy": cmd.Timeouts.Deploy, "rollback": cmd.Timeouts.Rollback, "status": cmd.Timeouts.Status,
+		"current": cmd.Timeouts.Current, "pause": cmd.Timeouts.Pause,
+	} {
+		if d <= 0 {
+			bad("target.command.timeouts."+field, "must be positive")
+		}
+	}
+}
+
+func (c *Config) validatePhases(bad badFunc) {
+	ph := c.Phases
+	if ph.Interval.D() < 100*time.Millisecond {
+		bad("phases.interval", "%s is too short: at least 100ms", FormatDuration(ph.Interval.D()))
+	}
+	if ph.Monitor < ph.Interval {
+		bad("phases.monitor", "%s is shorter than one interval (%s)", FormatDuration(ph.Monitor.D()), FormatDuration(ph.Interval.D()))
+	}
+	if ph.Rollout <= 0 {
+		bad("phases.rollout", "must be positive")
+	}
+	if ph.Verify <= 0 {
+		bad("phases.verify", "must be positive")
+	}
+	if c.Baseline.Window.D() < time.Second {
+		bad("baseline.window", "must be at least 1s")
+	}
+}
+
+func (c *Config) validateJudge(bad badFunc) {
+	j := c.Judge
+	if j.FailureLimit < 1 {
+		bad("judge.failure_limit", "must be at least 1")
+	}
+	if j.ErrorLimit < 1 {
+		bad("judge.error_limit", "must be at least 1")
+	}
+	if j.Confidence < 0.5 || j.Confidence >= 1 {
+		bad("judge.confidence", "%g: want a probability in [0.5, 1), e.g. 0.99", j.Confidence)
+	}
+	if j.Tolerance < 0 {
+		bad("judge.tolerance", "must not be negative")
+	}
+	if j.MinRequests < 0 {
+		bad("judge.min_requests", "must not be negative")
+	}
+}
+
+func (c *Config) validateMetrics(bad badFunc) {
+	m := c.Metrics
+	if m.Prometheus == nil {
+		bad("metrics", "no metric source: set metrics.prometheus.url")
+	} else {
+		pr := m.Prometheus
+		u, err := url.Parse(pr.URL)
+		switch {
+		case pr.URL == "":
+			bad("metrics.prometheus.url", "required, e.g. http://prometheus:9090")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("metrics.prometheus.url", "%q: want http(s)://host[:port][/prefix]", pr.URL)
+		case u.User != nil:
+			bad("metrics.prometheus.url", "credentials do not belong in the URL: use basic_auth with password_env or password_file")
+		}
+		if pr.BearerTokenEnv != "" && pr.BearerTokenFile != "" {
+			bad("metrics.prometheus.bearer_token_file", "set bearer_token_env or bearer_token_file, not both")
+		}
+		if pr.BearerTokenEnv != "" && !envRE.MatchString(pr.BearerTokenEnv) {
+			bad("metrics.prometheus.bearer_token_env", "%q is not an environment variable name", pr.BearerTokenEnv)
+		}
+		if ba := pr.BasicAuth; ba != nil {
+			if ba.Username == "" {
+				bad("metrics.prometheus.basic_auth.username", "required")
+			}
+			if (ba.PasswordEnv == "") == (ba.PasswordFile == "") {
+				bad("metrics.prometheus.basic_auth", "set one of password_env or password_file")
+			}
+			if pr.BearerTokenEnv != "" || pr.BearerTokenFile != "" {
+				bad("metrics.prometheus.basic_auth", "use basic_auth or a bearer token, not both")
+			}
+		}
+		if pr.Timeout <= 0 {
+			bad("metrics.prometheus.timeout", "must be positive")
+		}
+		if pr.Retries < 0 || pr.Retries > 10 {
+			bad("metrics.prometheus.retries", "%d: want 0 to 10", pr.Retries)
+		}
+		for k := range pr.Headers {
+			if strings.EqualFold(k, "Authorization") {
+				bad("metrics.prometheus.headers."+k, "credentials do not belong in headers: use bearer_token_env, bearer_token_file or basic_auth")
+			}
+		}
+	}
+	if m.Selector == "" {
+		bad("metrics.selector", `required: the label selector of the service's series, e.g. 'job="api"'`)
+	} else if err := promql.CheckSelector(m.Selector); err != nil {
+		bad("metrics.selector", "%v", err)
+	}
+	if !labelRE.MatchString(m.StatusLabel) {
+		bad("metrics.status_label", "%q is not a label name", m.StatusLabel)
+	}
+	if _, err := regexp.Compile("^(?:" + m.ErrorStatus + ")$"); err != nil || m.ErrorStatus == "" {
+		bad("metrics.error_status", "%q is not a regular expression", m.ErrorStatus)
+	}
+	if m.ScrapeInterval != 0 && m.ScrapeInterval.D() < 100*time.Millisecond {
+		bad("metrics.scrape_interval", "must be at least 100ms")
+	}
+	if m.Window != 0 && m.Window.D() < time.Second {
+		bad("metrics.window", "must be at least 1s")
+	}
+}
+
+var units = map[string]bool{"": true, "percent": true, "seconds": true, "bytes": true, "persecond": true}
+
+func (c *Config) validateCheck(i int, names map[string]bool, bad badFunc) {
+	ch := &c.Checks[i]
+	at := func(f string) string { return fmt.Sprintf("checks[%d].%s", i, f) }
+	switch {
+	case ch.Name == "":
+		bad(at("name"), "required")
+	case !checkNameRE.MatchString(ch.Name):
+		bad(at("name"), "%q: use lower-case letters, digits and _", ch.Name)
+	case names[ch.Name]:
+		bad(at("name"), "%q is used by another check", ch.Name)
+	}
+	names[ch.Name] = true
+
+	need := map[string][]string{
+		TypeQuery:    {"query"},
+		TypeRatio:    {"bad", "total"},
+		TypeQuantile: {"histogram"},
+		TypeRate:     {"count"},
+	}
+	want, ok := need[ch.Type]
+	if !ok {
+		bad(at("type"), "%q: want query, ratio, quantile or rate", ch.Type)
+		return
+	}
+	queries := ch.Queries()
+	for _, role := range want {
+		if _, ok := queries[role]; !ok {
+			bad(at(role), "required for a %s check", ch.Type)
+		}
+	}
+	for role := range queries {
+		if !contains(want, role) {
+			bad(at(role), "does not belong to a %s check (it uses %s)", ch.Type, strings.Join(want, " and "))
+		}
+	}
+	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute}
+	for role, tmpl := range queries {
+		expr, err := Expand(tmpl, vars)
+		if err != nil {
+			bad(at(role), "%v", err)
+			continue
+		}
+		if err := promql.Check(expr); err != nil {
+			bad(at(role), "PromQL %q: %v", expr, err)
+		}
+	}
+	if ch.Warn.IsZero() && ch.Fail.IsZero() {
+		bad(at("fail"), "a check needs a fail or warn rule, e.g. fail: \"> 1%%\"")
+	}
+	if !ch.Warn.IsZero() && !ch.Fail.IsZero() && ch.Warn.Op.Upward() != ch.Fail.Op.Upward() {
+		bad(at("warn"), "warn %q and fail %q point in opposite directions", ch.Warn, ch.Fail)
+	}
+	if ch.Type == TypeQuantile {
+		if ch.Quantile <= 0 || ch.Quantile >= 1 {
+			bad(at("quantile"), "%g: want a quantile between 0 and 1, e.g. 0.99", ch.Quantile)
+		}
+		if !ch.Fail.IsZero() && !ch.Fail.Op.Upward() {
+			bad(at("fail"), "a quantile check fails upward (> or >=)")
+		}
+	}
+	if ch.Floor != nil && !ch.Fail.IsZero() && !ch.Fail.Op.Upward() {
+		bad(at("floor"), "a floor bounds an upward (>) fail rule")
+	}
+	if ch.Window != 0 && ch.Window.D() < time.Second {
+		bad(at("window"), "must be at least 1s")
+	}
+	if ch.FailureLimit < 1 {
+		bad(at("failure_limit"), "must be at least 1")
+	}
+	if ch.ErrorLimit < 1 {
+		bad(at("error_limit"), "must be at least 1")
+	}
+	if ch.Confidence < 0.5 || ch.Confidence >= 1 {
+		bad(at("confidence"), "%g: want a probability in [0.5, 1)", ch.Confidence)
+	}
+	if ch.MinRequests < 0 {
+		bad(at("min_requests"), "must not be negative")
+	}
+	if ch.OnNoData != NoDataIgnore && ch.OnNoData != NoDataWarn && ch.OnNoData != NoDataFail {
+		bad(at("on_nodata"), "%q: want ignore, warn or fail", ch.OnNoData)
+	}
+	if !units[ch.Unit] {
+		bad(at("unit"), "%q: want percent, seconds, bytes, persecond or nothing", ch.Unit)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
