@@ -224,12 +224,12 @@ type Check struct {
 	Floor *Quantity `yaml:"floor,omitempty"`
 	// Window is this check's $window. Default metrics.window.
 	// Zero means the default, settled when the watch starts.
-	Window       Duration `yaml:"window,omitempty"`
-	FailureLimit int      `yaml:"failure_limit,omitempty"`
-	ErrorLimit   int      `yaml:"error_limit,omitempty"`
-	Confidence   float64  `yaml:"confidence,omitempty"`
+	Window       Duration  `yaml:"window,omitempty"`
+	FailureLimit int       `yaml:"failure_limit,omitempty"`
+	ErrorLimit   int       `yaml:"error_limit,omitempty"`
+	Confidence   float64   `yaml:"confidence,omitempty"`
 	Tolerance    *Quantity `yaml:"tolerance,omitempty"`
-	MinRequests  float64  `yaml:"min_requests,omitempty"`
+	MinRequests  float64   `yaml:"min_requests,omitempty"`
 	// OnNoData is ignore (default), warn or fail. fail applies only when
 	// the baseline had data: what was there before and is gone now fails.
 	OnNoData string `yaml:"on_nodata,omitempty"`
