@@ -63,6 +63,9 @@ type Config struct {
 
 	// Skipped lists default checks that cannot run here, and why.
 	Skipped []SkippedCheck `yaml:"-"`
+	// DefaultChecks is set when the checks are the built-in table, which
+	// relies on the conventional request metrics.
+	DefaultChecks bool `yaml:"-"`
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
@@ -295,6 +298,7 @@ func (c *Config) complete() {
 	if m := c.Metrics; m != nil {
 		if len(c.Checks) == 0 {
 			c.Checks, c.Skipped = c.defaultChecks()
+			c.DefaultChecks = true
 		}
 	}
 	for i := range c.Checks {

@@ -100,6 +100,16 @@ type Thresholds struct {
 	// Confidence is the one-sided confidence a statistical check needs to
 	// fail, e.g. 0.99. Checks without statistics ignore it.
 	Confidence float64
+	// Format renders a value of the check in reasons ("1.2%", "48ms").
+	// Default: four significant digits.
+	Format func(float64) string
+}
+
+func (t Thresholds) fmt(v float64) string {
+	if t.Format != nil {
+		return t.Format(v)
+	}
+	return fmt.Sprintf("%.4g", v)
 }
 
 // failLine draws the fail line for a baseline. ok is false when no line can
@@ -160,9 +170,9 @@ func Value(v, baseline float64, t Thresholds) Verdict {
 		out.Line = line
 		if t.Fail.Crosses(v, line) {
 			out.Status = Fail
-			out.Reason = fmt.Sprintf("%g %s %g", v, t.Fail.Op, line)
+			out.Reason = fmt.Sprintf("%s %s %s", t.fmt(v), t.Fail.Op, t.fmt(line))
 			if before {
-				out.Reason += fmt.Sprintf(" (already beyond the line before the deploy at %g; worse by more than %g%%)", baseline, t.Tolerance*100)
+				out.Reason += fmt.Sprintf(" (already beyond the line before the deploy at %s; worse by more than %g%%)", t.fmt(baseline), t.Tolerance*100)
 			}
 			return out
 		}
@@ -174,12 +184,12 @@ func Value(v, baseline float64, t Thresholds) Verdict {
 func warnOrPass(out Verdict, v, baseline float64, t Thresholds, haveFailLine bool) Verdict {
 	if out.BreachingBefore {
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("breaching before this deploy (baseline %g); not significantly worse since", baseline)
+		out.Reason = fmt.Sprintf("breaching before this deploy (baseline %s, now %s); not significantly worse", t.fmt(baseline), t.fmt(v))
 		return out
 	}
 	if wl, crossed := t.warnCrossed(v, baseline); crossed {
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("%g %s warn line %g", v, t.Warn.Op, wl)
+		out.Reason = fmt.Sprintf("%s %s warn line %s", t.fmt(v), t.Warn.Op, t.fmt(wl))
 		return out
 	}
 	out.Status = Pass

@@ -1,0 +1,240 @@
+// Package command is the deploy target that drives a deploy through shell
+// commands: deploy, status, current, rollback and pause hooks. Each runs in
+// its own process group, streams its output line by line with a prefix,
+// and is killed as a group when its timeout passes.
+package command
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/watch"
+)
+
+// killGrace is how long a hook has between SIGTERM and SIGKILL.
+const killGrace = 3 * time.Second
+
+// Target runs the hooks of a config's target.command.
+type Target struct {
+	cfg config.CommandTarget
+	dir string
+	// Output receives each line a hook prints, as "hook | line".
+	output func(hook, line string)
+	// DeployArgv, when set, is run instead of the deploy hook (run's
+	// arguments after --), without a shell.
+	DeployArgv []string
+}
+
+var _ watch.Platform = (*Target)(nil)
+
+// New returns a Target. output receives hook output lines; dir is the
+// working directory for hooks ("" for the current one).
+func New(cfg config.CommandTarget, dir string, output func(hook, line string)) *Target {
+	if output == nil {
+		output = func(string, string) {}
+	}
+	return &Target{cfg: cfg, dir: dir, output: output}
+}
+
+// Current runs the current hook and returns what it printed, trimmed.
+// Without a current hook it returns "".
+func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
+	if t.cfg.Current == "" {
+		return "", nil
+	}
+	out, err := t.run(ctx, "current", t.shell(t.cfg.Current), t.cfg.Timeouts.Current.D(), d)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(lines[len(lines)-1]), nil
+}
+
+// Deploy runs the deploy command.
+func (t *Target) Deploy(ctx context.Context, d watch.Deploy) error {
+	argv := t.DeployArgv
+	if len(argv) == 0 {
+		if t.cfg.Deploy == "" {
+			return errors.New("nothing to deploy with: give a command after -- or set target.command.deploy")
+		}
+		argv = t.shell(t.cfg.Deploy)
+	}
+	_, err := t.run(ctx, "deploy", argv, t.cfg.Timeouts.Deploy.D(), d)
+	return err
+}
+
+// Progress runs the status hook: exit 0 means the new version is fully
+// out, any other exit that it is not yet. Without a status hook the
+// deploy command's success is the rollout.
+func (t *Target) Progress(ctx context.Context, d watch.Deploy) (watch.Progress, error) {
+	if t.cfg.Status == "" {
+		return watch.Progress{Done: true, Message: "no status hook: the deploy command's exit is the rollout"}, nil
+	}
+	out, err := t.run(ctx, "status", t.shell(t.cfg.Status), t.cfg.Timeouts.Status.D(), d)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return watch.Progress{Done: true, Message: lastLine(out)}, nil
+	case errors.As(err, &exit):
+		return watch.Progress{Message: fmt.Sprintf("status hook: exit %d %s", exit.ExitCode(), lastLine(out))}, nil
+	default:
+		return watch.Progress{}, err
+	}
+}
+
+// Rollback runs the rollback hook once.
+func (t *Target) Rollback(ctx context.Context, d watch.Deploy) error {
+	if t.cfg.Rollback == "" {
+		return errors.New("no rollback hook: set target.command.rollback")
+	}
+	_, err := t.run(ctx, "rollback", t.shell(t.cfg.Rollback), t.cfg.Timeouts.Rollback.D(), d)
+	return err
+}
+
+// Pause runs the pause hook, if any.
+func (t *Target) Pause(ctx context.Context, d watch.Deploy) error {
+	if t.cfg.Pause == "" {
+		return nil
+	}
+	_, err := t.run(ctx, "pause", t.shell(t.cfg.Pause), t.cfg.Timeouts.Pause.D(), d)
+	return err
+}
+
+func (t *Target) shell(command string) []string { return []string{t.cfg.Shell, "-c", command} }
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// HookError is a hook that did not succeed.
+type HookError struct {
+	Hook     string
+	ExitCode int // -1 when it did not exit by itself
+	TimedOut bool
+	Err      error
+	// Tail is the end of the hook's output, for the report.
+	Tail string
+}
+
+func (e *HookError) Error() string {
+	switch {
+	case e.TimedOut:
+		return fmt.Sprintf("%s hook timed out; its process group was killed", e.Hook)
+	case e.ExitCode >= 0:
+		msg := fmt.Sprintf("%s hook exited %d", e.Hook, e.ExitCode)
+		if e.Tail != "" {
+			msg += ": " + lastLine(e.Tail)
+		}
+		return msg
+	default:
+		return fmt.Sprintf("%s hook: %v", e.Hook, e.Err)
+	}
+}
+
+func (e *HookError) Unwrap() error { return e.Err }
+
+// run starts argv in its own process group with the deploy's environment,
+// streams its output, and kills the group when ctx ends or timeout passes.
+func (t *Target) run(ctx context.Context, hook string, argv []string, timeout time.Duration, d watch.Deploy) (string, error) {
+	errTimeout := fmt.Errorf("%s hook ran longer than %s", hook, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	defer cancel()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = t.dir
+	cmd.Env = append(os.Environ(),
+		"DEPLOYWATCH_SERVICE="+d.Service,
+		"DEPLOYWATCH_ENVIRONMENT="+d.Environment,
+		"DEPLOYWATCH_VERSION="+d.Version,
+		"DEPLOYWATCH_PREVIOUS_VERSION="+d.PreviousVersion,
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return "", &HookError{Hook: hook, ExitCode: -1, Err: err}
+	}
+	var (
+		wg   sync.WaitGroup
+		tail tailBuffer
+	)
+	wg.Go(func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			tail.add(line)
+			t.output(hook, line)
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var err error
+	stopped := false // by the timeout or by the caller
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		stopped = true
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(killGrace):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			err = <-done
+		}
+	}
+	_ = pw.Close()
+	wg.Wait()
+	out := tail.String()
+	if stopped {
+		cause := context.Cause(ctx)
+		return out, &HookError{Hook: hook, ExitCode: -1, TimedOut: cause == errTimeout, Err: cause, Tail: out}
+	}
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return out, &HookError{Hook: hook, ExitCode: exit.ExitCode(), Err: exit, Tail: out}
+		}
+		return out, &HookError{Hook: hook, ExitCode: -1, Err: err, Tail: out}
+	}
+	return out, nil
+}
+
+// tailBuffer keeps the last lines a hook printed.
+type tailBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const tailLines = 50
+
+func (b *tailBuffer) add(line string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, line)
+	if len(b.lines) > tailLines {
+		b.lines = b.lines[len(b.lines)-tailLines:]
+	}
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}

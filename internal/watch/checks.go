@@ -1,0 +1,338 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/judge"
+	"github.com/deploywatch/deploywatch/internal/metrics"
+)
+
+// check is one configured check during a watch.
+type check struct {
+	cfg     config.Check
+	window  time.Duration
+	th      judge.Thresholds
+	tracker judge.Tracker
+	base    baseline
+	result  *CheckResult
+	// frozen is set once the check failed or gave up: its result is then
+	// the decisive measurement and stays.
+	frozen bool
+}
+
+// baseline is a check's measurement over the window before the deploy.
+type baseline struct {
+	err    error
+	window time.Duration
+	// hasData is set when the baseline measured something.
+	hasData bool
+	value   float64
+	counts  judge.Counts
+	hist    judge.Histogram
+	count   float64
+}
+
+func newCheck(cfg config.Check, window time.Duration) *check {
+	th := judge.Thresholds{
+		Warn: cfg.Warn.Rule, Fail: cfg.Fail.Rule,
+		Confidence: cfg.Confidence,
+		Format:     func(v float64) string { return formatValue(v, cfg.Unit) },
+	}
+	if cfg.Tolerance != nil {
+		th.Tolerance = float64(*cfg.Tolerance)
+	}
+	if cfg.Floor != nil {
+		th.Floor, th.HasFloor = float64(*cfg.Floor), true
+	}
+	c := &check{
+		cfg: cfg, window: window, th: th,
+		tracker: judge.Tracker{Limits: judge.Limits{Failures: cfg.FailureLimit, Errors: cfg.ErrorLimit}},
+	}
+	c.result = &CheckResult{
+		Name: cfg.Name, Type: cfg.Type, Rule: cfg.Fail.String(), WarnRule: cfg.Warn.String(),
+		Window: config.RangeString(window), Unit: cfg.Unit, Verdict: judge.StatusUnknown,
+	}
+	return c
+}
+
+// rangeOf rounds a range as the query will see it (whole seconds).
+func rangeOf(d time.Duration) time.Duration {
+	return max(((d+time.Second-1)/time.Second)*time.Second, time.Second)
+}
+
+// expr expands the check's template for role.
+func (c *check) expr(role string, v config.Vars) (string, error) {
+	tmpl := c.cfg.Queries()[role]
+	out, err := config.Expand(tmpl, v)
+	if err != nil {
+		return "", fmt.Errorf("check %s: %w", c.cfg.Name, err)
+	}
+	return out, nil
+}
+
+// evidenceQuery is the PromQL a user can paste into Grafana to see the
+// check's value.
+func (c *check) evidenceQuery(v config.Vars) string {
+	q := func(role string) string { s, _ := c.expr(role, v); return s }
+	switch c.cfg.Type {
+	case config.TypeRatio:
+		return fmt.Sprintf("(%s) / (%s)", q("bad"), q("total"))
+	case config.TypeQuantile:
+		return fmt.Sprintf("histogram_quantile(%g, %s)", c.cfg.Quantile, q("histogram"))
+	case config.TypeRate:
+		return fmt.Sprintf("(%s) / %d", q("count"), int(rangeOf(v.Window).Seconds()))
+	}
+	return q("query")
+}
+
+// measureBaseline measures the check over the window that ends at the
+// deploy's start.
+func (c *check) measureBaseline(ctx context.Context, src Querier, selector string, at time.Time, window time.Duration) {
+	c.base = baseline{window: window, value: math.NaN(), count: math.NaN()}
+	v := config.Vars{Selector: selector, Window: window, SinceDeploy: window, SinceWarmup: window}
+	var err error
+	switch c.cfg.Type {
+	case config.TypeQuery:
+		c.base.value, c.base.hasData, err = c.scalar(ctx, src, "query", v, at)
+	case config.TypeRatio:
+		c.base.counts, c.base.hasData, err = c.counts(ctx, src, v, at)
+	case config.TypeQuantile:
+		c.base.hist, err = c.histogram(ctx, src, v, at)
+		c.base.hasData = c.base.hist.Count() > 0
+	case config.TypeRate:
+		c.base.count, c.base.hasData, err = c.scalar(ctx, src, "count", v, at)
+		c.base.window = rangeOf(window)
+	}
+	c.base.err = err
+	c.result.BaselineWindow = config.RangeString(window)
+	if err != nil {
+		c.result.BaselineError = err.Error()
+	}
+	c.result.Baseline = judge.Num(c.baselineValue())
+}
+
+// baselineValue is the baseline in the check's own unit.
+func (c *check) baselineValue() float64 {
+	if !c.base.hasData {
+		return math.NaN()
+	}
+	switch c.cfg.Type {
+	case config.TypeRatio:
+		return c.base.counts.Ratio()
+	case config.TypeQuantile:
+		if c.base.hist.Count() < c.cfg.MinRequests {
+			return math.NaN()
+		}
+		return c.base.hist.Quantile(c.cfg.Quantile)
+	case config.TypeRate:
+		return c.base.count / c.base.window.Seconds()
+	}
+	return c.base.value
+}
+
+// measure takes one measurement and judges it.
+func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time.Time) judge.Verdict {
+	var out judge.Verdict
+	switch c.cfg.Type {
+	case config.TypeQuery:
+		val, ok, err := c.scalar(ctx, src, "query", v, at)
+		if err != nil {
+			return judge.ErrorVerdict(err)
+		}
+		if !ok {
+			out = judge.NoDataVerdict("the query returned no series")
+			out.Baseline = c.baselineValue()
+		} else {
+			out = judge.Value(val, c.baselineValue(), c.th)
+		}
+	case config.TypeRatio:
+		counts, ok, err := c.counts(ctx, src, v, at)
+		if err != nil {
+			return judge.ErrorVerdict(err)
+		}
+		if !ok {
+			counts = judge.Counts{Bad: math.NaN(), Total: math.NaN()}
+		}
+		base := c.base.counts
+		if !c.base.hasData {
+			base = judge.Counts{}
+		}
+		out = judge.Ratio(counts, base, c.cfg.MinRequests, c.th)
+	case config.TypeQuantile:
+		h, err := c.histogram(ctx, src, v, at)
+		if err != nil {
+			return judge.ErrorVerdict(err)
+		}
+		out = judge.Quantile(h, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, c.th)
+	case config.TypeRate:
+		count, ok, err := c.scalar(ctx, src, "count", v, at)
+		if err != nil {
+			return judge.ErrorVerdict(err)
+		}
+		if !ok {
+			count = math.NaN()
+		}
+		baseCount := c.base.count
+		if !c.base.hasData {
+			baseCount = math.NaN()
+		}
+		out = judge.Rate(count, rangeOf(v.Window).Seconds(), baseCount, c.base.window.Seconds(), c.th)
+	}
+	return c.applyNoData(out)
+}
+
+// applyNoData turns no data into a warning or a failure when the check
+// says so, and only when the baseline had data: what was measurable before
+// the deploy and is gone after it is a symptom.
+func (c *check) applyNoData(v judge.Verdict) judge.Verdict {
+	if v.Status != judge.NoData || !c.base.hasData {
+		return v
+	}
+	switch c.cfg.OnNoData {
+	case config.NoDataFail:
+		v.Status = judge.Fail
+	case config.NoDataWarn:
+		v.Status = judge.Warn
+	default:
+		return v
+	}
+	v.Reason = fmt.Sprintf("no data since the deploy, but there was before it (baseline %s): %s",
+		formatValue(c.baselineValue(), c.cfg.Unit), v.Reason)
+	return v
+}
+
+// scalar runs a query that must give at most one series.
+func (c *check) scalar(ctx context.Context, src Querier, role string, v config.Vars, at time.Time) (float64, bool, error) {
+	expr, err := c.expr(role, v)
+	if err != nil {
+		return 0, false, err
+	}
+	vec, err := src.Query(ctx, expr, at)
+	if err != nil {
+		return 0, false, err
+	}
+	switch len(vec) {
+	case 0:
+		return math.NaN(), false, nil
+	case 1:
+		return vec[0].Value, true, nil
+	}
+	return 0, false, fmt.Errorf("%w: %s returned %d series, a check needs one value: aggregate it with sum() or max()",
+		metrics.ErrBadQuery, role, len(vec))
+}
+
+// counts runs a ratio's two queries. An empty numerator with a counted
+// denominator is zero bad events: counters of errors often do not exist
+// until the first error.
+func (c *check) counts(ctx context.Context, src Querier, v config.Vars, at time.Time) (judge.Counts, bool, error) {
+	total, ok, err := c.scalar(ctx, src, "total", v, at)
+	if err != nil || !ok {
+		return judge.Counts{}, false, err
+	}
+	bad, hasBad, err := c.scalar(ctx, src, "bad", v, at)
+	if err != nil {
+		return judge.Counts{}, false, err
+	}
+	if !hasBad {
+		bad = 0
+	}
+	return judge.Counts{Bad: bad, Total: total}, true, nil
+}
+
+// histogram runs a quantile's bucket query: one series per "le".
+func (c *check) histogram(ctx context.Context, src Querier, v config.Vars, at time.Time) (judge.Histogram, error) {
+	expr, err := c.expr("histogram", v)
+	if err != nil {
+		return nil, err
+	}
+	vec, err := src.Query(ctx, expr, at)
+	if err != nil {
+		return nil, err
+	}
+	if len(vec) == 0 {
+		return nil, nil
+	}
+	buckets := make([]judge.Bucket, 0, len(vec))
+	seen := map[float64]bool{}
+	for _, s := range vec {
+		le, ok := s.Labels["le"]
+		if !ok {
+			return nil, fmt.Errorf("%w: the histogram query must return one series per le label (sum by (le) (...)); got %s",
+				metrics.ErrBadQuery, s.Labels)
+		}
+		ub, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bucket le=%q: %w", le, err)
+		}
+		if seen[ub] {
+			return nil, fmt.Errorf("%w: the histogram query returns bucket le=%q twice: aggregate by le alone", metrics.ErrBadQuery, le)
+		}
+		seen[ub] = true
+		buckets = append(buckets, judge.Bucket{UpperBound: ub, Count: s.Value})
+	}
+	h := judge.NewHistogram(buckets)
+	if h == nil {
+		return nil, errors.New("the histogram has no +Inf bucket or too few buckets")
+	}
+	return h, nil
+}
+
+// record stores a verdict as the check's standing, unless the check is
+// already decided.
+func (c *check) record(v judge.Verdict, vars config.Vars, at time.Time) {
+	if c.frozen {
+		return
+	}
+	r := c.result
+	r.Verdict = v.Status
+	r.Value, r.Line, r.Samples, r.Confidence = judge.Num(v.Value), judge.Num(v.Line), judge.Num(v.Samples), judge.Num(v.Confidence)
+	if b := judge.Num(v.Baseline); b != nil {
+		r.Baseline = b
+	}
+	r.Reason = v.Reason
+	r.BreachingBefore = v.BreachingBefore
+	r.Query = c.evidenceQuery(vars)
+	r.MeasuredAt = at
+	r.Measurements = c.tracker.Measured()
+	if c.tracker.Failed() || c.tracker.GaveUp() {
+		c.frozen = true
+	}
+}
+
+// formatValue renders a value in its unit, for humans.
+func formatValue(v float64, unit string) string {
+	if math.IsNaN(v) {
+		return "none"
+	}
+	if math.IsInf(v, 0) {
+		return fmt.Sprint(v)
+	}
+	switch unit {
+	case "percent":
+		return strconv.FormatFloat(100*v, 'g', 3, 64) + "%"
+	case "seconds":
+		if math.Abs(v) < 1 {
+			return strconv.FormatFloat(v*1000, 'g', 3, 64) + "ms"
+		}
+		return strconv.FormatFloat(v, 'g', 3, 64) + "s"
+	case "bytes":
+		return strconv.FormatFloat(v/(1<<20), 'g', 3, 64) + "Mi"
+	case "persecond":
+		return strconv.FormatFloat(v, 'g', 3, 64) + "/s"
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
+
+// FormatValue renders a check's value in its unit ("1.2%", "48ms", "50/s").
+func FormatValue(v *float64, unit string) string {
+	if v == nil {
+		return "none"
+	}
+	return formatValue(*v, unit)
+}

@@ -1,0 +1,538 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/judge"
+	"github.com/deploywatch/deploywatch/internal/metrics"
+)
+
+// fakeClock advances by itself: every wait returns at once with the time
+// moved forward, so a five-minute watch runs in milliseconds and the
+// engine's timing is exactly reproducible.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// profile is how the simulated service behaves.
+type profile struct {
+	rps      float64
+	errRatio float64
+	latency  float64 // multiplier of the 10-50 ms base latency
+	silent   bool    // no traffic reaches it
+}
+
+type event struct {
+	t       time.Time
+	err     bool
+	latency float64
+}
+
+// sim is a service and a metric source at once: it generates requests
+// from seeded randomness and answers the default checks' PromQL about
+// them, as Prometheus would (an error series exists only once an error
+// happened; an empty vector when nothing matches).
+type sim struct {
+	t0     time.Time
+	events []event
+	// failAfter makes every query fail from this time on (source down).
+	failAfter time.Time
+}
+
+func newSim(seed uint64, t0 time.Time, before, after profile, deployAt time.Time, horizon time.Duration) *sim {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	s := &sim{t0: t0}
+	t := t0
+	end := t0.Add(horizon)
+	for t.Before(end) {
+		p := before
+		if !t.Before(deployAt) {
+			p = after
+		}
+		if p.silent || p.rps == 0 {
+			t = t.Add(100 * time.Millisecond)
+			continue
+		}
+		t = t.Add(time.Duration(r.ExpFloat64() / p.rps * float64(time.Second)))
+		s.events = append(s.events, event{
+			t: t, err: r.Float64() < p.errRatio,
+			latency: (0.010 + 0.040*r.Float64()) * p.latency,
+		})
+	}
+	return s
+}
+
+var (
+	reErrors  = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api",status=~"5\.\."\}\[(\d+)s\]\)\)$`)
+	reTotal   = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api"\}\[(\d+)s\]\)\)$`)
+	reBuckets = regexp.MustCompile(`^sum by \(le\) \(increase\(http_request_duration_seconds_bucket\{job="api"\}\[(\d+)s\]\)\)$`)
+	buckets   = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, math.Inf(1)}
+)
+
+func (s *sim) window(at time.Time, secs string) []event {
+	n, _ := strconv.Atoi(secs)
+	from := at.Add(-time.Duration(n) * time.Second)
+	lo := sort.Search(len(s.events), func(i int) bool { return s.events[i].t.After(from) })
+	hi := sort.Search(len(s.events), func(i int) bool { return s.events[i].t.After(at) })
+	return s.events[lo:hi]
+}
+
+func (s *sim) Query(_ context.Context, expr string, at time.Time) (metrics.Vector, error) {
+	if !s.failAfter.IsZero() && !at.Before(s.failAfter) {
+		return nil, errors.New("querying http://127.0.0.1:9090: connection refused")
+	}
+	one := func(v float64) metrics.Vector { return metrics.Vector{{Labels: metrics.Labels{}, Value: v, Time: at}} }
+	switch {
+	case expr == `up{job="api"}`:
+		return metrics.Vector{{Labels: metrics.Labels{"job": "api"}, Value: 1, Time: at}}, nil
+	case expr == `count(http_requests_total{job="api"})`:
+		return one(2), nil
+	case reErrors.MatchString(expr):
+		errSeen := false
+		for _, e := range s.events {
+			if e.t.After(at) {
+				break
+			}
+			if e.err {
+				errSeen = true
+				break
+			}
+		}
+		if !errSeen {
+			return metrics.Vector{}, nil
+		}
+		n := 0
+		for _, e := range s.window(at, reErrors.FindStringSubmatch(expr)[1]) {
+			if e.err {
+				n++
+			}
+		}
+		return one(float64(n)), nil
+	case reTotal.MatchString(expr):
+		return one(float64(len(s.window(at, reTotal.FindStringSubmatch(expr)[1])))), nil
+	case reBuckets.MatchString(expr):
+		ev := s.window(at, reBuckets.FindStringSubmatch(expr)[1])
+		var out metrics.Vector
+		for _, b := range buckets {
+			n := 0
+			for _, e := range ev {
+				if e.latency <= b {
+					n++
+				}
+			}
+			out = append(out, metrics.Sample{Labels: metrics.Labels{"le": strconv.FormatFloat(b, 'g', -1, 64)}, Value: float64(n), Time: at})
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: the simulator does not know %q", metrics.ErrBadQuery, expr)
+}
+
+func (s *sim) QueryRange(_ context.Context, expr string, start, end time.Time, step time.Duration) (metrics.Matrix, error) {
+	if !s.failAfter.IsZero() && !end.Before(s.failAfter) {
+		return nil, errors.New("connection refused")
+	}
+	series := metrics.Series{Labels: metrics.Labels{"job": "api"}}
+	for t := start; !t.After(end); t = t.Add(step) {
+		if t.Before(s.t0) {
+			continue
+		}
+		switch expr {
+		case `timestamp(up{job="api"})`: // scraped every second
+			series.Points = append(series.Points, metrics.Point{Time: t, Value: float64(t.Unix())})
+		case `count(up{job="api"})`:
+			series.Points = append(series.Points, metrics.Point{Time: t, Value: 1})
+		default:
+			return nil, fmt.Errorf("the simulator does not know range %q", expr)
+		}
+	}
+	return metrics.Matrix{series}, nil
+}
+
+// fakePlatform is a command target without commands.
+type fakePlatform struct {
+	mu         sync.Mutex
+	current    string
+	deployErr  error
+	done       func(n int) bool // rollout done at the n-th look
+	looks      int
+	rollbacks  []Deploy
+	pauses     int
+	rollbackFn func(ctx context.Context) error
+}
+
+func (p *fakePlatform) Current(context.Context, Deploy) (string, error) { return p.current, nil }
+func (p *fakePlatform) Deploy(context.Context, Deploy) error            { return p.deployErr }
+func (p *fakePlatform) Progress(context.Context, Deploy) (Progress, error) {
+	p.looks++
+	if p.done == nil || p.done(p.looks) {
+		return Progress{Done: true}, nil
+	}
+	return Progress{Message: fmt.Sprintf("%d of 3 replicas updated", p.looks%3)}, nil
+}
+func (p *fakePlatform) Rollback(ctx context.Context, d Deploy) error {
+	p.mu.Lock()
+	p.rollbacks = append(p.rollbacks, d)
+	p.mu.Unlock()
+	if p.rollbackFn != nil {
+		return p.rollbackFn(ctx)
+	}
+	return nil
+}
+func (p *fakePlatform) Pause(context.Context, Deploy) error { p.pauses++; return nil }
+
+const issueConfig = `
+service: api
+environment: staging
+target:
+  command:
+    deploy: "true"
+    rollback: "true"
+metrics:
+  prometheus:
+    url: http://127.0.0.1:9090
+  selector: 'job="api"'
+baseline:
+  window: 2m
+phases:
+  warmup: 5s
+  monitor: 40s
+  interval: 2s
+on_failure: rollback
+`
+
+func loadConfig(t *testing.T, extra string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load([]byte(issueConfig+extra), "deploywatch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+type scenario struct {
+	name        string
+	before      profile
+	after       profile
+	extra       string
+	seed        uint64
+	want        Verdict
+	wantCheck   string // the check whose failure decides
+	wantRolled  bool
+	maxDetectS  float64
+	wantWarning string // a check that must end warn
+}
+
+var good = profile{rps: 50, errRatio: 0.001, latency: 1}
+
+func runScenario(t *testing.T, sc scenario) (*Report, *fakePlatform, []Event) {
+	t.Helper()
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0}
+	// Three minutes of history, then the deploy.
+	clock.advance(3 * time.Minute)
+	deployAt := clock.Now()
+	src := newSim(sc.seed, t0, sc.before, sc.after, deployAt, 10*time.Minute)
+	plat := &fakePlatform{current: "v1"}
+	var events []Event
+	eng := New(loadConfig(t, sc.extra), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) { events = append(events, e) })))
+	rep := eng.Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	return rep, plat, events
+}
+
+func TestScenarios(t *testing.T) {
+	cases := []scenario{
+		{name: "a good deploy ends stable", before: good, after: good, want: Stable},
+		{name: "5% errors at 50 req/s is rolled back", before: good, after: profile{rps: 50, errRatio: 0.05, latency: 1},
+			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 15},
+		{name: "a 4x latency regression is rolled back", before: good, after: profile{rps: 50, errRatio: 0.001, latency: 4},
+			want: Failed, wantCheck: "latency_p99", wantRolled: true, maxDetectS: 15},
+		{name: "traffic that stops is rolled back", before: good, after: profile{silent: true},
+			want: Failed, wantCheck: "request_rate", wantRolled: true, maxDetectS: 15},
+		{name: "errors already at 2% before an unchanged deploy are not blamed on it",
+			before: profile{rps: 50, errRatio: 0.02, latency: 1}, after: profile{rps: 50, errRatio: 0.02, latency: 1},
+			want: Stable, wantWarning: "error_rate"},
+		{name: "2% before and 8% after is blamed",
+			before: profile{rps: 50, errRatio: 0.02, latency: 1}, after: profile{rps: 50, errRatio: 0.08, latency: 1},
+			want: Failed, wantCheck: "error_rate", wantRolled: true},
+		{name: "on_failure pause leaves the version and runs the pause hook", before: good,
+			after: profile{rps: 50, errRatio: 0.2, latency: 1}, extra: "\n", want: Failed, wantCheck: "error_rate"},
+	}
+	for _, sc := range cases {
+		t.Run(sc.name, func(t *testing.T) {
+			if strings.Contains(sc.name, "pause") {
+				sc.extra = "judge:\n  failure_limit: 1\n"
+			}
+			rep, plat, _ := runScenario(t, sc)
+			if rep.Verdict != sc.want {
+				t.Fatalf("verdict %s (%s), want %s", rep.Verdict, rep.Reason, sc.want)
+			}
+			if got := len(plat.rollbacks) > 0; got != sc.wantRolled && !strings.Contains(sc.name, "pause") {
+				t.Fatalf("rolled back = %v, want %v", got, sc.wantRolled)
+			}
+			if sc.wantCheck != "" {
+				c := findCheck(t, rep, sc.wantCheck)
+				if c.Verdict != judge.Fail || c.Query == "" || c.Value == nil || c.Rule == "" || c.Samples == nil {
+					t.Fatalf("decisive check lacks evidence: %+v", c)
+				}
+				if !strings.HasPrefix(rep.Reason, sc.wantCheck+": ") {
+					t.Errorf("reason %q does not name %s", rep.Reason, sc.wantCheck)
+				}
+				if rep.DetectedAt == nil {
+					t.Fatal("detected_at missing")
+				}
+				if sc.maxDetectS > 0 {
+					if d := rep.DetectedAt.Sub(rep.Deploy.StartedAt).Seconds(); d > sc.maxDetectS {
+						t.Errorf("detected %.1fs after the deploy, want within %.0fs", d, sc.maxDetectS)
+					}
+				}
+			}
+			if sc.wantRolled {
+				if len(plat.rollbacks) != 1 || plat.rollbacks[0].PreviousVersion != "v1" || plat.rollbacks[0].Version != "v2" {
+					t.Fatalf("rollbacks = %+v, want one to v1", plat.rollbacks)
+				}
+				if rb := rep.Rollback; rb == nil || !rb.Performed || !rb.OK || rb.Revision != "v1" || rb.At == nil {
+					t.Fatalf("rollback record = %+v", rep.Rollback)
+				}
+			}
+			if sc.wantWarning != "" {
+				c := findCheck(t, rep, sc.wantWarning)
+				if c.Verdict != judge.Warn || !c.BreachingBefore {
+					t.Errorf("%s = %s (breaching before %v), want a breaching-before warning: %s", c.Name, c.Verdict, c.BreachingBefore, c.Reason)
+				}
+			}
+		})
+	}
+}
+
+func TestPausePolicy(t *testing.T) {
+	sc := scenario{before: good, after: profile{rps: 50, errRatio: 0.2, latency: 1}}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	src := newSim(1, t0, sc.before, sc.after, clock.Now(), 10*time.Minute)
+	plat := &fakePlatform{current: "v1"}
+	cfg := loadConfig(t, "")
+	cfg.OnFailure = config.PolicyPause
+	rep := New(cfg, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Failed || plat.pauses != 1 || len(plat.rollbacks) != 0 {
+		t.Fatalf("verdict %s pauses %d rollbacks %d", rep.Verdict, plat.pauses, len(plat.rollbacks))
+	}
+	if rep.Rollback.Performed || rep.Rollback.Policy != "pause" {
+		t.Errorf("rollback record = %+v", rep.Rollback)
+	}
+}
+
+// TestLowTrafficIsNotRolledBack runs a healthy 1 req/s service with 0.5%
+// errors under twenty random seeds: noise must never roll it back.
+func TestLowTrafficIsNotRolledBack(t *testing.T) {
+	slow := profile{rps: 1, errRatio: 0.005, latency: 1}
+	for seed := uint64(1); seed <= 20; seed++ {
+		rep, plat, _ := runScenario(t, scenario{before: slow, after: slow, seed: seed})
+		if rep.Verdict != Stable || len(plat.rollbacks) > 0 {
+			t.Fatalf("seed %d: verdict %s: %s", seed, rep.Verdict, rep.Reason)
+		}
+	}
+}
+
+func TestSourceDownMidWatchIsInconclusive(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	src := newSim(1, t0, good, good, clock.Now(), 10*time.Minute)
+	src.failAfter = clock.Now().Add(15 * time.Second)
+	plat := &fakePlatform{current: "v1"}
+	rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Inconclusive || len(plat.rollbacks) != 0 {
+		t.Fatalf("verdict %s (%s), rollbacks %d; want inconclusive without rollback", rep.Verdict, rep.Reason, len(plat.rollbacks))
+	}
+	if !strings.Contains(rep.Reason, "connection refused") {
+		t.Errorf("reason %q does not say what failed", rep.Reason)
+	}
+	if rep.Verdict.ExitCode() != 3 {
+		t.Errorf("exit code %d", rep.Verdict.ExitCode())
+	}
+	// Configured to roll back when it cannot judge, it does.
+	cfg := loadConfig(t, "")
+	cfg.OnInconclusive = config.PolicyRollback
+	clock = &fakeClock{now: t0.Add(3 * time.Minute)}
+	src.failAfter = clock.Now().Add(15 * time.Second)
+	rep = New(cfg, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Inconclusive || len(plat.rollbacks) != 1 {
+		t.Fatalf("with on_inconclusive: rollback, verdict %s rollbacks %d", rep.Verdict, len(plat.rollbacks))
+	}
+}
+
+func TestDeployCommandFailureRollsBack(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	plat := &fakePlatform{current: "v1", deployErr: errors.New("deploy hook exited 2")}
+	rep := New(loadConfig(t, ""), newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
+		Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Failed || len(plat.rollbacks) != 1 || !strings.Contains(rep.Reason, "deploy command failed") {
+		t.Fatalf("verdict %s (%s) rollbacks %d", rep.Verdict, rep.Reason, len(plat.rollbacks))
+	}
+	if p := rep.phase(PhaseRollout); p.Outcome != OutcomeFailed {
+		t.Errorf("rollout outcome %s", p.Outcome)
+	}
+}
+
+func TestRolloutTimeout(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	plat := &fakePlatform{current: "v1", done: func(int) bool { return false }}
+	cfg := loadConfig(t, "")
+	cfg.Phases.Rollout = config.Duration(30 * time.Second)
+	rep := New(cfg, newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
+		Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Failed || !strings.Contains(rep.Reason, "did not complete within 30s") || !strings.Contains(rep.Reason, "replicas updated") {
+		t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
+	}
+}
+
+func TestTimelineAndEvidence(t *testing.T) {
+	rep, _, events := runScenario(t, scenario{before: good, after: good})
+	var names []string
+	for _, p := range rep.Phases {
+		names = append(names, p.Name)
+		if p.EndedAt == nil || p.Outcome == "" {
+			t.Errorf("phase %s not closed: %+v", p.Name, p)
+		}
+	}
+	if got := strings.Join(names, ","); got != "start,rollout,warmup,verify,monitor,stable" {
+		t.Errorf("phases %s", got)
+	}
+	if rep.Settings.ScrapeInterval != "1s" || rep.Settings.ScrapeIntervalSource != "measured" || rep.Settings.Window != "4s" {
+		t.Errorf("settings %+v: want a measured 1s scrape and a 4s window", rep.Settings)
+	}
+	if rep.Settings.BaselineHistory != "2m" {
+		t.Errorf("baseline history %s", rep.Settings.BaselineHistory)
+	}
+	for _, c := range rep.Checks {
+		if c.Baseline == nil || c.Measurements != 20 || c.Query == "" {
+			t.Errorf("check %s: baseline %v, %d measurements, query %q", c.Name, c.Baseline, c.Measurements, c.Query)
+		}
+	}
+	if er := findCheck(t, rep, "error_rate"); !strings.Contains(er.Query, `status=~"5.."`) || !strings.Contains(er.Query, "[") {
+		t.Errorf("evidence query %q", er.Query)
+	}
+	if len(rep.Skipped) != 2 {
+		t.Errorf("skipped %+v", rep.Skipped)
+	}
+	if events[0].Kind != EventPhaseStarted || events[len(events)-1].Kind != EventVerdict {
+		t.Errorf("events begin with %s and end with %s", events[0].Kind, events[len(events)-1].Kind)
+	}
+}
+
+func TestShortHistoryUsesWhatExists(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(30 * time.Second)}
+	src := newSim(1, t0, good, profile{rps: 50, errRatio: 0.05, latency: 1}, clock.Now(), 10*time.Minute)
+	plat := &fakePlatform{current: "v1"}
+	rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	if rep.Settings.BaselineHistory != "30s" || rep.Verdict != Failed {
+		t.Fatalf("history %s verdict %s", rep.Settings.BaselineHistory, rep.Verdict)
+	}
+	if b := findCheck(t, rep, "request_rate").Baseline; b == nil || math.Abs(*b-50) > 8 {
+		t.Errorf("baseline rate %v, want about 50/s from 30s of history", b)
+	}
+}
+
+func TestInterruptStopsWithoutRollback(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	src := newSim(1, t0, good, good, clock.Now(), 10*time.Minute)
+	plat := &fakePlatform{current: "v1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	eng := New(loadConfig(t, ""), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) {
+		if e.Kind == EventMeasured {
+			cancel()
+		}
+	})))
+	rep := eng.Run(ctx, Request{Version: "v2", RunDeploy: true})
+	if rep.Verdict != Inconclusive || len(plat.rollbacks) != 0 || !strings.Contains(rep.Reason, "stopped") {
+		t.Fatalf("verdict %s (%s) rollbacks %d", rep.Verdict, rep.Reason, len(plat.rollbacks))
+	}
+	if p := rep.phase(PhaseMonitor); p.Outcome != OutcomeInterrupted {
+		t.Errorf("monitor outcome %s", p.Outcome)
+	}
+}
+
+// TestRollbackSurvivesInterrupt: a stop that arrives while the rollback
+// runs does not cut it short; only Abort does, and either way the report
+// says what happened.
+func TestRollbackSurvivesInterrupt(t *testing.T) {
+	for _, abort := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abort=%v", abort), func(t *testing.T) {
+			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+			src := newSim(1, t0, good, profile{rps: 50, errRatio: 0.3, latency: 1}, clock.Now(), 10*time.Minute)
+			ctx, cancel := context.WithCancel(context.Background())
+			abortCtx, abortNow := context.WithCancel(context.Background())
+			plat := &fakePlatform{current: "v1", rollbackFn: func(rctx context.Context) error {
+				cancel() // the first Ctrl-C arrives mid-rollback
+				if abort {
+					abortNow()
+				}
+				select {
+				case <-rctx.Done():
+					return rctx.Err()
+				case <-time.After(50 * time.Millisecond):
+					return nil
+				}
+			}}
+			rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(ctx, Request{Version: "v2", RunDeploy: true, Abort: abortCtx})
+			if rep.Verdict != Failed || !rep.Rollback.Performed {
+				t.Fatalf("verdict %s rollback %+v", rep.Verdict, rep.Rollback)
+			}
+			if rep.Rollback.OK == abort {
+				t.Fatalf("rollback ok = %v with abort = %v: %+v", rep.Rollback.OK, abort, rep.Rollback)
+			}
+			if abort && !strings.Contains(rep.Rollback.Error, "aborted") {
+				t.Errorf("error %q does not say it was aborted", rep.Rollback.Error)
+			}
+		})
+	}
+}
+
+func findCheck(t *testing.T, r *Report, name string) *CheckResult {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %s in %+v", name, r.Checks)
+	return nil
+}
