@@ -61,9 +61,9 @@ type Observer interface {
 
 // Deploy identifies what is being deployed.
 type Deploy struct {
-	Service     string    `json:"service"`
-	Environment string    `json:"environment,omitempty"`
-	Version     string    `json:"version"`
+	Service     string `json:"service"`
+	Environment string `json:"environment,omitempty"`
+	Version     string `json:"version"`
 	// PreviousVersion is the version recorded at Start: the rollback target.
 	PreviousVersion string    `json:"previous_revision"`
 	StartedAt       time.Time `json:"started_at"`
