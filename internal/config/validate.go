@@ -61,10 +61,10 @@ func (c *Config) validate(p *Problems) {
 		}
 		return
 	}
-	c.validateMetrics(bad)
+	selectorOK := c.validateMetrics(bad)
 	names := map[string]bool{}
 	for i := range c.Checks {
-		c.validateCheck(i, names, bad)
+		c.validateCheck(i, names, selectorOK, bad)
 	}
 }
 
@@ -136,7 +136,9 @@ func (c *Config) validateJudge(bad badFunc) {
 	}
 }
 
-func (c *Config) validateMetrics(bad badFunc) {
+// validateMetrics reports whether the selector is usable: without it
+// every query would repeat the same error.
+func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	m := c.Metrics
 	if m.Prometheus == nil {
 		bad("metrics", "no metric source: set metrics.prometheus.url")
@@ -180,10 +182,13 @@ func (c *Config) validateMetrics(bad badFunc) {
 			}
 		}
 	}
+	selectorOK = true
 	if m.Selector == "" {
 		bad("metrics.selector", `required: the label selector of the service's series, e.g. 'job="api"'`)
+		selectorOK = false
 	} else if err := promql.CheckSelector(m.Selector); err != nil {
 		bad("metrics.selector", "%v", err)
+		selectorOK = false
 	}
 	if !labelRE.MatchString(m.StatusLabel) {
 		bad("metrics.status_label", "%q is not a label name", m.StatusLabel)
@@ -197,11 +202,12 @@ func (c *Config) validateMetrics(bad badFunc) {
 	if m.Window != 0 && m.Window.D() < time.Second {
 		bad("metrics.window", "must be at least 1s")
 	}
+	return selectorOK
 }
 
 var units = map[string]bool{"": true, "percent": true, "seconds": true, "bytes": true, "persecond": true}
 
-func (c *Config) validateCheck(i int, names map[string]bool, bad badFunc) {
+func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, bad badFunc) {
 	ch := &c.Checks[i]
 	at := func(f string) string { return fmt.Sprintf("checks[%d].%s", i, f) }
 	switch {
@@ -238,6 +244,9 @@ func (c *Config) validateCheck(i int, names map[string]bool, bad badFunc) {
 	}
 	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute}
 	for role, tmpl := range queries {
+		if !checkQueries {
+			break
+		}
 		expr, err := Expand(tmpl, vars)
 		if err != nil {
 			bad(at(role), "%v", err)
