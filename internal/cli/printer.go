@@ -102,6 +102,15 @@ func (p *printer) Event(e watch.Event) {
 	if e.Checks != nil {
 		p.checks = e.Checks
 	}
+	if e.Kind == watch.EventVerdict {
+		if p.live {
+			p.clearStatus()
+		}
+		for _, line := range p.summary(e.Report) {
+			fmt.Fprintln(p.w, line)
+		}
+		return
+	}
 	for _, line := range p.render(e) {
 		p.line(e.Elapsed, line)
 	}
@@ -189,8 +198,6 @@ func (p *printer) render(e watch.Event) []string {
 		return []string{p.paint(yellow, "  ↩ "+e.Message)}
 	case watch.EventRollbackDone:
 		return nil // the phase end says it
-	case watch.EventVerdict:
-		return p.summary(e.Report)
 	}
 	return nil
 }

@@ -1,0 +1,151 @@
+// Package testenv starts the real servers that integration tests run
+// against. A server that is not installed makes the test skip, unless
+// DEPLOYWATCH_REQUIRE_REAL=1 (set by scripts/test.sh and CI), where a
+// missing server is a failure: a real component that a test skips is not
+// tested.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireReal reports whether missing real components must fail tests.
+func RequireReal() bool { return os.Getenv("DEPLOYWATCH_REQUIRE_REAL") == "1" }
+
+// Missing skips or fails the test for a component that is not installed.
+func Missing(tb testing.TB, what, hint string) {
+	tb.Helper()
+	if RequireReal() {
+		tb.Fatalf("%s is not installed (%s); DEPLOYWATCH_REQUIRE_REAL=1 forbids skipping", what, hint)
+	}
+	tb.Skipf("%s is not installed (%s); run ./scripts/test.sh to install it", what, hint)
+}
+
+// Prometheus is a running Prometheus server.
+type Prometheus struct {
+	URL     string
+	cmd     *exec.Cmd
+	done    chan error
+	stopped bool
+}
+
+// PrometheusBinary finds the prometheus binary: $PROMETHEUS_BIN, then PATH.
+func PrometheusBinary() (string, bool) {
+	if p := os.Getenv("PROMETHEUS_BIN"); p != "" {
+		return p, true
+	}
+	p, err := exec.LookPath("prometheus")
+	return p, err == nil
+}
+
+// StartPrometheus starts a Prometheus scraping targets (host:port) as job
+// "api" every scrape interval, and stops it when the test ends.
+func StartPrometheus(tb testing.TB, scrape time.Duration, targets ...string) *Prometheus {
+	tb.Helper()
+	bin, ok := PrometheusBinary()
+	if !ok {
+		Missing(tb, "prometheus", "Debian package prometheus")
+	}
+	dir := tb.TempDir()
+	quoted := make([]string, len(targets))
+	for i, t := range targets {
+		quoted[i] = fmt.Sprintf("%q", t)
+	}
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: %s
+  scrape_timeout: %s
+  evaluation_interval: %s
+scrape_configs:
+  - job_name: api
+    static_configs:
+      - targets: [%s]
+`, scrape, scrape, scrape, strings.Join(quoted, ", "))
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	addr := FreeAddr(tb)
+	cmd := exec.Command(bin,
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--log.level=warn",
+	)
+	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("starting prometheus: %v", err)
+	}
+	p := &Prometheus{URL: "http://" + addr, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	tb.Cleanup(p.Stop)
+	if err := WaitHTTP(p.URL+"/-/ready", 30*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+		tb.Fatalf("prometheus did not become ready: %v\n%s", err, log)
+	}
+	return p
+}
+
+// Stop stops the server (idempotent).
+func (p *Prometheus) Stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// FreeAddr returns a loopback address with a port nobody listens on.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// WaitHTTP polls url until it answers 200 or the timeout passes.
+func WaitHTTP(url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last: %v)", url, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,211 @@
+// Package integration runs deploywatch end to end, in-process through its
+// CLI, against a real Prometheus server scraping a real service every
+// second.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/cli"
+	"github.com/deploywatch/deploywatch/internal/testenv"
+	"github.com/deploywatch/deploywatch/internal/testsvc"
+	"github.com/deploywatch/deploywatch/internal/watch"
+)
+
+// configFor is the issue's config, as written, pointed at this test's
+// service and Prometheus; a current hook records the running version.
+func configFor(svc, prom string, extra string) string {
+	return fmt.Sprintf(`service: api
+environment: staging
+target:
+  command:
+    deploy: "curl -sf -X POST http://%[1]s/admin/deploy"
+    rollback: "curl -sf -X POST http://%[1]s/admin/rollback"
+    current: "curl -sf http://%[1]s/admin/state | jq -r .version"
+metrics:
+  prometheus:
+    url: %[2]s
+  selector: 'job="api"'
+baseline:
+  window: 2m
+phases:
+  warmup: 5s
+  monitor: 40s
+  interval: 2s
+on_failure: rollback        # rollback | pause | notify
+%[3]s`, svc, prom, extra)
+}
+
+// env is one service, its traffic and a Prometheus scraping it.
+type env struct {
+	svc  *testsvc.Service
+	prom *testenv.Prometheus
+	dir  string
+}
+
+func newEnv(t *testing.T, initial testsvc.Profile, rps float64, history time.Duration) *env {
+	t.Helper()
+	svc, err := testsvc.Start("127.0.0.1:0", initial, rps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	prom := testenv.StartPrometheus(t, time.Second, svc.Addr)
+	time.Sleep(history) // let Prometheus collect the pre-deploy history
+	return &env{svc: svc, prom: prom, dir: t.TempDir()}
+}
+
+type result struct {
+	code   int
+	report *watch.Report
+	out    string
+	// detect is the time from the deploy command to the failure decision.
+	detect time.Duration
+}
+
+func (e *env) run(t testing.TB, extra string, args ...string) result {
+	t.Helper()
+	cfg := filepath.Join(e.dir, "deploywatch.yaml")
+	if err := os.WriteFile(cfg, []byte(configFor(e.svc.Addr, e.prom.URL, extra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reportPath := filepath.Join(e.dir, "report.json")
+	_ = os.Remove(reportPath)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	argv := append([]string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, args...)
+	code := cli.Run(ctx, argv, &out, &out)
+	r := result{code: code, out: out.String()}
+	data, err := os.ReadFile(reportPath)
+	if err != nil {
+		t.Fatalf("exit %d, no report: %v\n%s", code, err, out.String())
+	}
+	r.report = &watch.Report{}
+	if err := json.Unmarshal(data, r.report); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if r.report.DetectedAt != nil {
+		for _, p := range r.report.Phases {
+			if p.Name == watch.PhaseRollout {
+				r.detect = r.report.DetectedAt.Sub(p.StartedAt)
+			}
+		}
+	}
+	return r
+}
+
+var healthy = testsvc.Profile{Version: "v1", ErrorRatio: 0.001, Latency: 1}
+
+func TestWatchAgainstRealPrometheus(t *testing.T) {
+	if _, ok := testenv.PrometheusBinary(); !ok {
+		testenv.Missing(t, "prometheus", "Debian package prometheus")
+	}
+	cases := []struct {
+		name       string
+		before     testsvc.Profile
+		after      testsvc.Profile
+		rps        float64
+		wantCode   int
+		wantCheck  string
+		wantRolled bool
+		maxDetect  time.Duration
+		extra      string
+	}{
+		{name: "a good deploy ends stable", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1},
+			rps: 50, wantCode: cli.ExitStable},
+		{name: "5% errors at 50 req/s is rolled back within 30s", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.05, Latency: 1},
+			rps: 50, wantCode: cli.ExitFailed, wantCheck: "error_rate", wantRolled: true, maxDetect: 30 * time.Second},
+		{name: "a p99 4x regression is rolled back within 30s", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 4},
+			rps: 50, wantCode: cli.ExitFailed, wantCheck: "latency_p99", wantRolled: true, maxDetect: 30 * time.Second},
+		{name: "1 req/s with 0.5% errors ends stable", before: testsvc.Profile{Version: "v1", ErrorRatio: 0.005, Latency: 1},
+			after: testsvc.Profile{Version: "v2", ErrorRatio: 0.005, Latency: 1}, rps: 1, wantCode: cli.ExitStable},
+		{name: "2% errors before an unchanged deploy is not rolled back", before: testsvc.Profile{Version: "v1", ErrorRatio: 0.02, Latency: 1},
+			after: testsvc.Profile{Version: "v2", ErrorRatio: 0.02, Latency: 1}, rps: 50, wantCode: cli.ExitStable},
+		{name: "traffic that stops after the deploy is rolled back", before: healthy, after: testsvc.Profile{Version: "v2", Silent: true},
+			rps: 50, wantCode: cli.ExitFailed, wantCheck: "request_rate", wantRolled: true, maxDetect: 30 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, c.before, c.rps, 20*time.Second)
+			e.svc.Stage(c.after)
+			r := e.run(t, c.extra)
+			if r.code != c.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", r.code, c.wantCode, r.out)
+			}
+			cur, deploys, rollbacks := e.svc.Current()
+			if deploys != 1 {
+				t.Errorf("the deploy hook ran %d times", deploys)
+			}
+			if c.wantRolled {
+				if rollbacks != 1 || cur.Version != "v1" {
+					t.Fatalf("after the watch the service runs %s after %d rollbacks, want v1 after one\n%s", cur.Version, rollbacks, r.out)
+				}
+				rb := r.report.Rollback
+				if rb == nil || !rb.Performed || !rb.OK || rb.Revision != "v1" {
+					t.Errorf("report rollback = %+v", rb)
+				}
+				if !strings.HasPrefix(r.report.Reason, c.wantCheck+":") {
+					t.Errorf("reason %q, want the %s check", r.report.Reason, c.wantCheck)
+				}
+				if r.detect <= 0 || r.detect > c.maxDetect {
+					t.Errorf("detected %s after the deploy command, want within %s", r.detect, c.maxDetect)
+				}
+				t.Logf("detected in %s: %s", r.detect.Round(100*time.Millisecond), r.report.Reason)
+			} else if rollbacks != 0 || cur.Version != "v2" {
+				t.Fatalf("rolled back %d times; service runs %s\n%s", rollbacks, cur.Version, r.out)
+			}
+			if r.report.Deploy.PreviousVersion != "v1" {
+				t.Errorf("previous revision %q, want v1 from the current hook", r.report.Deploy.PreviousVersion)
+			}
+			if r.report.Settings.ScrapeInterval != "1s" {
+				t.Errorf("measured scrape interval %q, want 1s", r.report.Settings.ScrapeInterval)
+			}
+		})
+	}
+	t.Run("prometheus stopped mid-watch is inconclusive, no rollback", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, healthy, 50, 20*time.Second)
+		e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1})
+		go func() {
+			time.Sleep(12 * time.Second) // into the monitor phase
+			e.prom.Stop()
+		}()
+		r := e.run(t, "")
+		if r.code != cli.ExitInconclusive {
+			t.Fatalf("exit %d, want 3\n%s", r.code, r.out)
+		}
+		if _, _, rollbacks := e.svc.Current(); rollbacks != 0 || r.report.Rollback == nil || r.report.Rollback.Performed {
+			t.Fatalf("rolled back %d times, report %+v", rollbacks, r.report.Rollback)
+		}
+		if !strings.Contains(r.report.Reason, "connection refused") {
+			t.Errorf("reason %q does not say why", r.report.Reason)
+		}
+	})
+}
+
+func TestBrokenConfigExitsTwoAndPointsAtTheLine(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "deploywatch.yaml")
+	src := strings.Replace(configFor("127.0.0.1:1", "http://127.0.0.1:2", ""), "  interval: 2s", "  interval: 2 seconds", 1)
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := cli.Run(context.Background(), []string{"run", "-f", cfg, "--version", "v2"}, &out, &out)
+	if code != cli.ExitUsage {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if want := cfg + ":19:13: phases.interval: \"2 seconds\" is not a duration"; !strings.Contains(out.String(), want) {
+		t.Fatalf("output %q does not contain %q", out.String(), want)
+	}
+}
