@@ -88,9 +88,6 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	}
 	cfg, err := config.LoadFile(f.file)
 	if err != nil {
-		if os.IsNotExist(unwrapAll(err)) {
-			return usagef("%v (give the config with -f)", err)
-		}
 		return err
 	}
 	version := f.version
@@ -196,18 +193,4 @@ func checkWritable(path string) error {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
 	return nil
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		next := u.Unwrap()
-		if next == nil {
-			return err
-		}
-		err = next
-	}
 }

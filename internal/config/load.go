@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
@@ -72,7 +73,14 @@ type position struct{ line, col int }
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		probs := &Problems{Path: path}
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		probs.add(position{}, "", "cannot read the config: %s (give it with -f)", msg)
+		return nil, probs.err()
 	}
 	return Load(data, path)
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test of deploywatch on a fresh machine: installs the real
+# servers the integration tests need (Debian packages), then runs gofmt,
+# go vet and the whole suite under the race detector. Missing servers are
+# failures here, never skips (DEPLOYWATCH_REQUIRE_REAL=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+# --- what the tests need ---------------------------------------------------
+apt_packages=(prometheus curl jq)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+	log "installing ${missing[*]} (Debian packages)"
+	SUDO=""
+	[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+	# Packages must not start their own daemons: the tests start what they need.
+	policy=/usr/sbin/policy-rc.d
+	created_policy=0
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+		$SUDO chmod +x "$policy"
+		created_policy=1
+	fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	((created_policy)) && $SUDO rm -f "$policy"
+fi
+export PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(command -v prometheus)}
+export DEPLOYWATCH_REQUIRE_REAL=1
+log "prometheus: $("$PROMETHEUS_BIN" --version 2>&1 | head -1)"
+log "go: $(go version)"
+
+# --- static checks ---------------------------------------------------------
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n $unformatted ]]; then
+	echo "gofmt wants to change:"; echo "$unformatted"; exit 1
+fi
+log "go vet"
+go vet ./...
+
+# --- tests -----------------------------------------------------------------
+# Integration tests mostly wait on real servers and traffic, so they run
+# many at a time even on two cores.
+log "go test -race"
+go test -race -count=1 -parallel 16 -timeout 25m ./... "$@"

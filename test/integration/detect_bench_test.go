@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/cli"
+	"github.com/deploywatch/deploywatch/internal/testenv"
+	"github.com/deploywatch/deploywatch/internal/testsvc"
+)
+
+// BenchmarkDetection measures the time from the deploy command to the
+// rollback decision for the bad releases of the issue, against a real
+// Prometheus scraping every 1s, with the issue's config (warm-up 5s,
+// interval 2s, failure_limit 2). It reports detect-s (seconds) and
+// rollback-s (seconds until the rollback hook finished). Run with
+//
+//	go test ./test/integration -run '^$' -bench Detection -benchtime 3x
+func BenchmarkDetection(b *testing.B) {
+	if _, ok := testenv.PrometheusBinary(); !ok {
+		testenv.Missing(b, "prometheus", "Debian package prometheus")
+	}
+	cases := []struct {
+		name  string
+		after testsvc.Profile
+	}{
+		{"errors=5%/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.05, Latency: 1}},
+		{"errors=2%/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.02, Latency: 1}},
+		{"p99=4x/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 4}},
+		{"p99=2.5x/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 2.5}},
+		{"traffic-stops/rps=50", testsvc.Profile{Version: "v2", Silent: true}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var detect, rollback time.Duration
+			for range b.N {
+				b.StopTimer()
+				e := newBenchEnv(b, healthy, 50, 20*time.Second)
+				e.svc.Stage(c.after)
+				b.StartTimer()
+				r := e.run(b, "")
+				b.StopTimer()
+				if r.code != cli.ExitFailed {
+					b.Fatalf("exit %d, want 1\n%s", r.code, r.out)
+				}
+				detect += r.detect
+				if rb := r.report.Rollback; rb != nil && rb.At != nil {
+					if d, err := time.ParseDuration(rb.Duration); err == nil {
+						rollback += r.detect + d
+					}
+				}
+				e.close()
+			}
+			b.ReportMetric(detect.Seconds()/float64(b.N), "detect-s")
+			b.ReportMetric(rollback.Seconds()/float64(b.N), "rollback-s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// newBenchEnv is newEnv for a benchmark iteration, closed explicitly so
+// that iterations do not pile up servers.
+func newBenchEnv(b *testing.B, initial testsvc.Profile, rps float64, history time.Duration) *benchEnv {
+	svc, err := testsvc.Start("127.0.0.1:0", initial, rps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prom := testenv.StartPrometheus(b, time.Second, svc.Addr)
+	time.Sleep(history)
+	return &benchEnv{env: &env{svc: svc, prom: prom, dir: b.TempDir()}}
+}
+
+type benchEnv struct{ *env }
+
+func (e *benchEnv) close() {
+	e.prom.Stop()
+	e.svc.Close()
+}
