@@ -175,16 +175,25 @@ func (s *Service) stage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) deploy(w http.ResponseWriter, _ *http.Request) {
+	v, err := s.Deploy()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	_, _ = fmt.Fprintf(w, "deployed %s\n", v)
+}
+
+// Deploy switches to the staged profile and returns its version.
+func (s *Service) Deploy() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.staged == nil {
-		http.Error(w, "nothing staged", http.StatusConflict)
-		return
+		return "", errors.New("nothing staged")
 	}
 	s.previous = append(s.previous, s.current)
 	s.current, s.staged = *s.staged, nil
 	s.deploys++
-	_, _ = fmt.Fprintf(w, "deployed %s\n", s.current.Version)
+	return s.current.Version, nil
 }
 
 func (s *Service) rollbackHandler(w http.ResponseWriter, _ *http.Request) {
