@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 log() { printf '==> %s\n' "$*"; }
 
 # --- what the tests need ---------------------------------------------------
-apt_packages=(prometheus curl jq)
+apt_packages=(prometheus redis-server postgresql curl jq)
 missing=()
 for pkg in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -33,6 +33,7 @@ fi
 export PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(command -v prometheus)}
 export DEPLOYWATCH_REQUIRE_REAL=1
 log "prometheus: $("$PROMETHEUS_BIN" --version 2>&1 | head -1)"
+log "redis: $(redis-server --version)"
 log "go: $(go version)"
 
 # --- static checks ---------------------------------------------------------
