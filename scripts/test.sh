@@ -28,7 +28,7 @@ if ((${#missing[@]})); then
 	fi
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	((created_policy)) && $SUDO rm -f "$policy"
+	if ((created_policy)); then $SUDO rm -f "$policy"; fi
 fi
 export PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(command -v prometheus)}
 export DEPLOYWATCH_REQUIRE_REAL=1
@@ -44,6 +44,7 @@ if [[ -n $unformatted ]]; then
 fi
 log "go vet"
 go vet ./...
+(cd bench/healthbench && go vet ./...)
 
 # --- tests -----------------------------------------------------------------
 # Integration tests mostly wait on real servers and traffic, so they run

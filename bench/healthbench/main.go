@@ -146,6 +146,8 @@ func measure(d design, conc int, dur time.Duration) result {
 	}
 	wg.Wait()
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(p*float64(len(lats))))].Round(10 * time.Microsecond) }
+	pct := func(p float64) time.Duration {
+		return lats[min(len(lats)-1, int(p*float64(len(lats))))].Round(10 * time.Microsecond)
+	}
 	return result{rps: float64(len(lats)) / dur.Seconds(), p50: pct(0.5), p99: pct(0.99), max: lats[len(lats)-1].Round(time.Millisecond)}
 }
