@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
 	"github.com/deploywatch/deploywatch/internal/platform/command"
 	"github.com/deploywatch/deploywatch/internal/watch"
@@ -102,9 +105,15 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		}
 	}
 
-	src, err := a.source(cfg)
+	src, err := a.source(cfg, log)
 	if err != nil {
 		return err
+	}
+	if es, ok := src.(*embedded.Source); ok {
+		sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { es.Run(sctx); close(done) }()
+		defer func() { stop(); <-done }()
 	}
 	pr := newPrinter(a.stdout, f.output, a.env)
 	defer pr.close()
@@ -137,9 +146,16 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 }
 
 // source builds the metric source of the config, or nil without one.
-func (a *app) source(cfg *config.Config) (watch.Querier, error) {
-	if cfg.Metrics == nil || cfg.Metrics.Prometheus == nil {
+func (a *app) source(cfg *config.Config, log *slog.Logger) (watch.Querier, error) {
+	if cfg.Metrics == nil {
 		return nil, nil
+	}
+	if e := cfg.Metrics.Embedded; e != nil {
+		src, err := embeddedSource(e, log)
+		if err != nil {
+			return nil, err
+		}
+		return src, nil
 	}
 	token, user, pass, err := cfg.PrometheusCredentials()
 	if err != nil {
@@ -154,6 +170,21 @@ func (a *app) source(cfg *config.Config) (watch.Querier, error) {
 		return nil, usagef("metrics.prometheus: %v", err)
 	}
 	return c, nil
+}
+
+// embeddedSource builds the embedded engine of a config section.
+func embeddedSource(e *config.Embedded, log *slog.Logger) (*embedded.Source, error) {
+	opts := embedded.Options{Retention: e.Retention.D(), Logger: log}
+	for _, j := range e.Scrape {
+		opts.Scrape = append(opts.Scrape, embedded.ScrapeConfig{
+			Job: j.Job, Targets: j.Targets, Interval: j.Interval.D(), Timeout: j.Timeout.D(), Path: j.Path, Scheme: j.Scheme,
+		})
+	}
+	src, err := embedded.New(opts)
+	if err != nil {
+		return nil, usagef("metrics.embedded: %v", err)
+	}
+	return src, nil
 }
 
 // triggeredBy names who started the deploy, from CI variables if present.

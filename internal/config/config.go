@@ -121,6 +121,9 @@ type HookTimeouts struct {
 // checks.
 type Metrics struct {
 	Prometheus *Prometheus `yaml:"prometheus,omitempty"`
+	// Embedded scrapes the targets itself and answers PromQL in process,
+	// for machines without a Prometheus.
+	Embedded *Embedded `yaml:"embedded,omitempty"`
 	// Selector is the label selector of the service's series, without
 	// braces: job="api". Queries use it as $selector.
 	Selector string `yaml:"selector"`
@@ -157,6 +160,27 @@ type Prometheus struct {
 	Headers map[string]string `yaml:"headers,omitempty"`
 	Timeout Duration          `yaml:"timeout"`
 	Retries int               `yaml:"retries"`
+}
+
+// Embedded is deploywatch's own scraper and PromQL engine.
+type Embedded struct {
+	Scrape []ScrapeJob `yaml:"scrape"`
+	// Retention bounds the samples kept in memory. Default 1h.
+	Retention Duration `yaml:"retention"`
+}
+
+// ScrapeJob is targets scraped alike, labelled job="<job>".
+type ScrapeJob struct {
+	Job     string   `yaml:"job"`
+	Targets []string `yaml:"targets"`
+	// Interval between scrapes. Default 15s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one scrape. Default: the interval.
+	Timeout Duration `yaml:"timeout,omitempty"`
+	// Path of the metrics endpoint. Default /metrics.
+	Path string `yaml:"path"`
+	// Scheme is http or https. Default http.
+	Scheme string `yaml:"scheme"`
 }
 
 // BasicAuth is HTTP basic authentication.
@@ -296,6 +320,27 @@ func defaultPrometheus() Prometheus {
 // complete fills in what depends on other fields, after decoding.
 func (c *Config) complete() {
 	if m := c.Metrics; m != nil {
+		if e := m.Embedded; e != nil {
+			if e.Retention == 0 {
+				e.Retention = Duration(time.Hour)
+			}
+			for i := range e.Scrape {
+				j := &e.Scrape[i]
+				if j.Interval == 0 {
+					j.Interval = Duration(15 * time.Second)
+				}
+				if j.Path == "" {
+					j.Path = "/metrics"
+				}
+				if j.Scheme == "" {
+					j.Scheme = "http"
+				}
+				// The embedded engine knows its scrape interval: no need to measure it.
+				if m.ScrapeInterval == 0 || j.Interval < m.ScrapeInterval {
+					m.ScrapeInterval = j.Interval
+				}
+			}
+		}
 		if len(c.Checks) == 0 {
 			c.Checks, c.Skipped = c.defaultChecks()
 			c.DefaultChecks = true

@@ -61,6 +61,25 @@ func TestIssueExampleGetsTheSeedsTable(t *testing.T) {
 	}
 }
 
+func TestEmbeddedKnowsItsScrapeInterval(t *testing.T) {
+	c, err := LoadFile("testdata/embedded.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Metrics.Embedded
+	if c.Metrics.ScrapeInterval.D() != time.Second || e.Retention.D() != time.Hour || e.Scrape[0].Path != "/metrics" {
+		t.Fatalf("embedded defaults: scrape %s, %+v", c.Metrics.ScrapeInterval.D(), e)
+	}
+	src := strings.Replace(read(t, "testdata/embedded.good.yaml"), `targets: ["127.0.0.1:8000"]`, `targets: ["localhost"]`, 1)
+	src = strings.Replace(src, "interval: 1s", "interval: 10ms", 1)
+	_, err = Load([]byte(src), "e.yaml")
+	for _, want := range []string{`metrics.embedded.scrape[0].targets[0]: "localhost": want host:port`, "metrics.embedded.scrape[0].interval: must be at least 100ms"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}
+
 func TestCustomChecksAndLabels(t *testing.T) {
 	c, err := LoadFile("testdata/custom.good.yaml")
 	if err != nil {
@@ -112,6 +131,7 @@ func TestBadFiles(t *testing.T) {
 		"ratio-fields":  {"checks[0].query: does not belong to a ratio check", "checks[0].total: required for a ratio check", "checks[1].name: \"errors\" is used by another check", "checks[1].fail: a quantile check fails upward"},
 		"secret-in-url": {"metrics.prometheus.url: credentials do not belong in the URL"},
 		"empty":         {"empty.bad.yaml: the file is empty"},
+		"two-sources":   {"two-sources.bad.yaml:9:5: metrics.embedded: choose one metric source"},
 	}
 	for name, wants := range cases {
 		t.Run(name, func(t *testing.T) {

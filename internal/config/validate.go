@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,10 +12,11 @@ import (
 )
 
 var (
-	nameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	checkNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	labelRE     = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	envRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	checkNameRE  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	labelRE      = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	envRE        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 )
 
 // pos returns where a field was written, or where its nearest written
@@ -140,9 +142,14 @@ func (c *Config) validateJudge(bad badFunc) {
 // every query would repeat the same error.
 func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	m := c.Metrics
-	if m.Prometheus == nil {
-		bad("metrics", "no metric source: set metrics.prometheus.url")
-	} else {
+	switch {
+	case m.Prometheus != nil && m.Embedded != nil:
+		bad("metrics.embedded", "choose one metric source: metrics.prometheus or metrics.embedded")
+	case m.Embedded != nil:
+		c.validateEmbedded(bad)
+	case m.Prometheus == nil:
+		bad("metrics", "no metric source: set metrics.prometheus.url, or metrics.embedded to scrape the service directly")
+	default:
 		pr := m.Prometheus
 		u, err := url.Parse(pr.URL)
 		switch {
@@ -203,6 +210,48 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 		bad("metrics.window", "must be at least 1s")
 	}
 	return selectorOK
+}
+
+func (c *Config) validateEmbedded(bad badFunc) {
+	e := c.Metrics.Embedded
+	if len(e.Scrape) == 0 {
+		bad("metrics.embedded.scrape", "required: the jobs to scrape, e.g. - job: api, targets: [\"127.0.0.1:8000\"]")
+	}
+	jobs := map[string]bool{}
+	for i, j := range e.Scrape {
+		at := func(f string) string { return fmt.Sprintf("metrics.embedded.scrape[%d].%s", i, f) }
+		switch {
+		case !labelValueRE.MatchString(j.Job):
+			bad(at("job"), "%q: want a job name such as api", j.Job)
+		case jobs[j.Job]:
+			bad(at("job"), "%q is scraped twice", j.Job)
+		}
+		jobs[j.Job] = true
+		if len(j.Targets) == 0 {
+			bad(at("targets"), "required: host:port of each instance")
+		}
+		for k, t := range j.Targets {
+			if _, port, err := net.SplitHostPort(t); err != nil || port == "" {
+				bad(fmt.Sprintf("metrics.embedded.scrape[%d].targets[%d]", i, k), "%q: want host:port", t)
+			}
+		}
+		if j.Interval.D() < 100*time.Millisecond {
+			bad(at("interval"), "must be at least 100ms")
+		}
+		if j.Timeout > j.Interval {
+			bad(at("timeout"), "longer than the interval")
+		}
+		if j.Scheme != "http" && j.Scheme != "https" {
+			bad(at("scheme"), "%q: want http or https", j.Scheme)
+		}
+		if !strings.HasPrefix(j.Path, "/") {
+			bad(at("path"), "%q: want an absolute path such as /metrics", j.Path)
+		}
+	}
+	if need := c.Baseline.Window + c.Phases.Rollout + c.Phases.Monitor; e.Retention < need {
+		bad("metrics.embedded.retention", "%s is shorter than baseline, rollout and monitor together (%s)",
+			FormatDuration(e.Retention.D()), FormatDuration(need.D()))
+	}
 }
 
 var units = map[string]bool{"": true, "percent": true, "seconds": true, "bytes": true, "persecond": true}

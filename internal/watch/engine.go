@@ -229,6 +229,9 @@ func (w *run) start(ctx context.Context) error {
 		w.endPhase(OutcomePassed, "no metrics configured")
 		return nil
 	}
+	if err := w.collectHistory(ctx); err != nil {
+		return err
+	}
 	w.settle(ctx)
 	if ctx.Err() != nil {
 		return errStopped
@@ -239,6 +242,34 @@ func (w *run) start(ctx context.Context) error {
 	}
 	w.emit(Event{Kind: EventBaseline, Checks: w.results(), Message: "baseline over " + w.report.Settings.BaselineHistory + ": " + strings.Join(parts, ", ")})
 	w.endPhase(OutcomePassed, "baseline captured over "+w.report.Settings.BaselineHistory)
+	return nil
+}
+
+// collectHistory gives a source without history (the embedded engine) the
+// baseline window before run deploys. A watch of a deploy that already
+// happened cannot have a baseline from such a source; it says so.
+func (w *run) collectHistory(ctx context.Context) error {
+	hc, ok := w.source.(HistoryCollector)
+	if !ok {
+		return nil
+	}
+	since := hc.CollectingSince()
+	if !w.req.RunDeploy {
+		if w.deploy.StartedAt.Before(since.Add(w.cfg.Baseline.Window.D())) {
+			w.note("the embedded engine began collecting at %s: there is little or no history before this deploy, so baseline-relative lines fall back to their floors",
+				since.Format(time.TimeOnly))
+		}
+		return nil
+	}
+	ready := since.Add(w.cfg.Baseline.Window.D())
+	if wait := ready.Sub(w.clock.Now()); wait > 0 {
+		w.note("the embedded engine has no history: scraping for %s to capture the baseline before deploying",
+			config.FormatDuration(wait.Round(time.Second)))
+		if err := w.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	w.deploy.StartedAt = w.clock.Now()
 	return nil
 }
 

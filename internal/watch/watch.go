@@ -24,6 +24,14 @@ type Querier interface {
 	QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (metrics.Matrix, error)
 }
 
+// HistoryCollector is a source that starts without history, such as the
+// embedded engine: before run deploys, Start lets it collect the baseline
+// window.
+type HistoryCollector interface {
+	// CollectingSince is when the source began collecting.
+	CollectingSince() time.Time
+}
+
 // Platform makes, follows and undoes a deploy.
 type Platform interface {
 	// Current returns the version running now, or "" if unknown.
