@@ -199,12 +199,18 @@ func (h *Health) Ready(ctx context.Context) (ReadyResponse, bool) {
 	gate, draining := h.gated && !h.isStarted, h.isDraining
 	h.mu.Unlock()
 
-	var wg sync.WaitGroup
+	// Cached results are read at once; only a check that has never
+	// finished is waited for (they all run concurrently meanwhile).
 	results := make([]result, len(h.checks))
+	pending := make([]<-chan struct{}, len(h.checks))
 	for i, c := range h.checks {
-		wg.Go(func() { results[i] = c.result(ctx, h.ttl, h.now) })
+		results[i], pending[i] = c.snapshot(h.ttl, h.now)
 	}
-	wg.Wait()
+	for i, wait := range pending {
+		if wait != nil {
+			results[i] = h.checks[i].await(ctx, wait)
+		}
+	}
 	ok := true
 	for i, c := range h.checks {
 		res := results[i]
@@ -322,26 +328,28 @@ type result struct {
 	failures int // contiguous failures including this one
 }
 
-// result returns the cached result, refreshing it when older than ttl.
-// Only the first call ever waits; later callers get the last result while
-// one background refresh runs (stale-while-revalidate).
-func (c *check) result(ctx context.Context, ttl time.Duration, now func() time.Time) result {
+// snapshot returns the cached result, starting a background refresh when
+// it is older than ttl (stale-while-revalidate). A check that never
+// finished returns a channel to wait on instead.
+func (c *check) snapshot(ttl time.Duration, now func() time.Time) (result, <-chan struct{}) {
 	c.mu.Lock()
-	fresh := c.have && now().Sub(c.last.at) < ttl
-	if fresh {
-		defer c.mu.Unlock()
-		return c.last
+	defer c.mu.Unlock()
+	if c.have && now().Sub(c.last.at) < ttl {
+		return c.last, nil
 	}
 	if c.running == nil {
 		done := make(chan struct{})
 		c.running = done
 		go c.refresh(done, now)
 	}
-	wait, have, last := c.running, c.have, c.last
-	c.mu.Unlock()
-	if have {
-		return last
+	if c.have {
+		return c.last, nil
 	}
+	return result{}, c.running
+}
+
+// await waits for the first result of a check, or for ctx.
+func (c *check) await(ctx context.Context, wait <-chan struct{}) result {
 	select {
 	case <-wait:
 	case <-ctx.Done():
