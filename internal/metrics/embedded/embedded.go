@@ -119,11 +119,14 @@ func (s *Source) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// CollectingSince is when scraping began: the embedded engine has no
-// history before it.
+// CollectingSince is when scraping began (now, if Run has not started
+// yet): the embedded engine has no history before it.
 func (s *Source) CollectingSince() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.started.IsZero() {
+		return time.Now()
+	}
 	return s.started
 }
 
