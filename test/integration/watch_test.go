@@ -205,7 +205,7 @@ func TestBrokenConfigExitsTwoAndPointsAtTheLine(t *testing.T) {
 	if code != cli.ExitUsage {
 		t.Fatalf("exit %d, want 2", code)
 	}
-	if want := cfg + ":19:13: phases.interval: \"2 seconds\" is not a duration"; !strings.Contains(out.String(), want) {
+	if want := cfg + ":17:13: phases.interval: \"2 seconds\" is not a duration"; !strings.Contains(out.String(), want) {
 		t.Fatalf("output %q does not contain %q", out.String(), want)
 	}
 }
