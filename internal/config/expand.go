@@ -15,6 +15,10 @@ const (
 	VarWindow      = "window"
 	VarSinceDeploy = "since_deploy"
 	VarSinceWarmup = "since_warmup"
+	// Set by the Kubernetes target; empty elsewhere.
+	VarPodTemplateHash = "pod_template_hash"
+	VarNamespace       = "namespace"
+	VarDeployment      = "deployment"
 )
 
 // Vars are the values of a query's variables at one evaluation.
@@ -24,17 +28,22 @@ type Vars struct {
 	Window time.Duration
 	// SinceDeploy is the time since the deploy started.
 	SinceDeploy time.Duration
-	// SinceWarmup is the time since the warm-up ended. It is never shorter
-	// than Window, so that a range query always spans enough samples.
+	// SinceWarmup is the time since the warm-up ended.
 	SinceWarmup time.Duration
+	// Platform holds the platform's variables (pod_template_hash,
+	// namespace, deployment); a missing one expands to "".
+	Platform map[string]string
 }
 
 func (v Vars) lookup() map[string]string {
 	return map[string]string{
-		VarSelector:    v.Selector,
-		VarWindow:      RangeString(v.Window),
-		VarSinceDeploy: RangeString(v.SinceDeploy),
-		VarSinceWarmup: RangeString(v.SinceWarmup),
+		VarSelector:        v.Selector,
+		VarWindow:          RangeString(v.Window),
+		VarSinceDeploy:     RangeString(v.SinceDeploy),
+		VarSinceWarmup:     RangeString(v.SinceWarmup),
+		VarPodTemplateHash: v.Platform[VarPodTemplateHash],
+		VarNamespace:       v.Platform[VarNamespace],
+		VarDeployment:      v.Platform[VarDeployment],
 	}
 }
 

@@ -46,13 +46,13 @@ func (p *Platform) Progress(context.Context, watch.Deploy) (watch.Progress, erro
 }
 
 // Rollback returns to the version recorded at Start.
-func (p *Platform) Rollback(_ context.Context, d watch.Deploy) error {
+func (p *Platform) Rollback(_ context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
 	rel, ok := p.releases[d.PreviousVersion]
 	if !ok {
-		return fmt.Errorf("no release %q to roll back to", d.PreviousVersion)
+		return watch.RollbackOutcome{}, fmt.Errorf("no release %q to roll back to", d.PreviousVersion)
 	}
 	p.svc.Switch(rel)
-	return nil
+	return watch.RollbackOutcome{}, nil
 }
 
 // Pause does nothing: the demo's releases switch at once.

@@ -46,7 +46,7 @@ func TestPlatformSwitchesReleasesAndRollsBackToThePinnedVersion(t *testing.T) {
 	if v := info(t, svc)["version"]; v != Bad.Version {
 		t.Fatalf("/health/info version %v after the deploy", v)
 	}
-	if err := p.Rollback(ctx, d); err != nil {
+	if _, err := p.Rollback(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	if got := svc.Running().Version; got != Stable.Version {

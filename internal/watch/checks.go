@@ -93,9 +93,9 @@ func (c *check) evidenceQuery(v config.Vars) string {
 
 // measureBaseline measures the check over the window that ends at the
 // deploy's start.
-func (c *check) measureBaseline(ctx context.Context, src Querier, selector string, at time.Time, window time.Duration) {
+func (c *check) measureBaseline(ctx context.Context, src Querier, selector string, platform map[string]string, at time.Time, window time.Duration) {
 	c.base = baseline{window: window, value: math.NaN(), count: math.NaN()}
-	v := config.Vars{Selector: selector, Window: window, SinceDeploy: window, SinceWarmup: window}
+	v := config.Vars{Selector: selector, Window: window, SinceDeploy: window, SinceWarmup: window, Platform: platform}
 	var err error
 	switch c.cfg.Type {
 	case config.TypeQuery:

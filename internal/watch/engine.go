@@ -42,6 +42,9 @@ type run struct {
 	current   *PhaseRecord
 	// rolledOutAtOnce is set when the first look found the rollout done.
 	rolledOutAtOnce bool
+	// pods follows the platform's health report, when it gives one.
+	pods       *podsCheck
+	lastHealth string
 }
 
 // errStopped ends the timeline when the caller cancelled the watch.
@@ -129,6 +132,9 @@ func (w *run) stable() *Report {
 	parts := []string{"every check held through the monitor window"}
 	if len(w.checks) == 0 {
 		parts = []string{"the rollout completed (no metric checks configured)"}
+		if w.pods != nil {
+			parts = []string{"the rollout completed and the pods stayed healthy through the monitor window (no metric checks configured)"}
+		}
 	}
 	if len(warned) > 0 {
 		parts = append(parts, "warnings: "+strings.Join(warned, ", "))
@@ -150,6 +156,9 @@ func (w *run) finish(v Verdict, reason string) *Report {
 	r.Verdict, r.Reason = v, reason
 	r.Deploy = w.deploy
 	r.Checks = r.Checks[:0]
+	if w.pods != nil {
+		r.Checks = append(r.Checks, w.pods.result)
+	}
 	for _, c := range w.checks {
 		r.Checks = append(r.Checks, c.result)
 	}
@@ -182,17 +191,26 @@ func (w *run) act(ctx context.Context, policy config.Policy, setting, reason str
 			target = "the previous version"
 		}
 		w.emit(Event{Kind: EventRollbackStarted, Message: fmt.Sprintf("rolling back to %s: %s", target, reason)})
-		err := w.platform.Rollback(actx, w.deploy)
+		out, err := w.platform.Rollback(actx, w.deploy)
 		rec.Duration = w.clock.Now().Sub(at).Round(time.Millisecond).String()
-		if err != nil {
+		rec.Note = out.Note
+		switch {
+		case err != nil:
 			if cause := context.Cause(actx); cause != nil {
 				err = fmt.Errorf("%w (%v)", err, cause)
 			}
 			rec.Error = err.Error()
 			w.endPhase(OutcomeFailed, "rollback failed: "+err.Error())
-		} else {
+		case out.Declined:
+			rec.Performed, rec.At = false, nil
+			w.endPhase(OutcomeSkipped, "not rolled back: "+out.Note)
+		default:
 			rec.OK = true
-			w.endPhase(OutcomePassed, "rolled back to "+target)
+			msg := "rolled back to " + target
+			if out.Note != "" {
+				msg += ": " + out.Note
+			}
+			w.endPhase(OutcomePassed, msg)
 		}
 		w.emit(Event{Kind: EventRollbackDone, Message: w.current.Reason, Rollback: rec})
 	case config.PolicyPause:
@@ -213,7 +231,9 @@ func (w *run) act(ctx context.Context, policy config.Policy, setting, reason str
 
 func (w *run) start(ctx context.Context) error {
 	w.beginPhase(PhaseStart)
+	w.deploy.AlreadyStarted = !w.req.RunDeploy
 	prev, err := w.platform.Current(ctx, w.deploy)
+	w.deploy.AlreadyStarted = false
 	switch {
 	case err != nil:
 		w.note("could not read the running version: %v", err)
@@ -309,13 +329,14 @@ func (w *run) settle(ctx context.Context) {
 		}
 		w.checks = append(w.checks, newCheck(cc, win))
 	}
+	baseVars := w.platformVars(ctx, true)
 	w.parallel(ctx, func(ctx context.Context, c *check) {
 		if history < 2*scrape {
 			c.base = baseline{window: history, value: math.NaN(), count: math.NaN()}
 			c.result.BaselineError = "no history before the deploy"
 			return
 		}
-		c.measureBaseline(ctx, w.source, m.Selector, at, history)
+		c.measureBaseline(ctx, w.source, m.Selector, baseVars, at, history)
 	})
 }
 
@@ -378,14 +399,25 @@ func (w *run) rollout(ctx context.Context) error {
 	}
 	deadline := w.clock.Now().Add(w.cfg.Phases.Rollout.D())
 	var lastMsg string
+	errStreak := 0
 	for polls := 1; ; polls++ {
+		if err := w.watchHealth(ctx); err != nil {
+			return err
+		}
 		p, err := w.platform.Progress(ctx, w.deploy)
+		if err == nil {
+			errStreak = 0
+		}
 		switch {
 		case ctx.Err() != nil:
 			return errStopped
 		case err != nil:
 			lastMsg = err.Error()
+			errStreak++
 			w.note("rollout status: %v", err)
+			if errStreak >= w.cfg.Judge.ErrorLimit {
+				return &inconclusive{reason: "could not follow the rollout: " + err.Error()}
+			}
 		case p.Failed:
 			return &failure{reason: "the rollout failed: " + p.Message}
 		case p.Done:
@@ -417,7 +449,15 @@ func (w *run) warmup(ctx context.Context) error {
 		// start, and a watch started late may be past it already.
 		end = w.deploy.StartedAt.Add(w.cfg.Phases.Warmup.D())
 	}
-	if err := w.sleep(ctx, end.Sub(w.clock.Now())); err != nil {
+	for w.clock.Now().Before(end) {
+		if err := w.watchHealth(ctx); err != nil {
+			return err
+		}
+		if err := w.sleep(ctx, min(w.cfg.Phases.Interval.D(), end.Sub(w.clock.Now()))); err != nil {
+			return err
+		}
+	}
+	if err := w.watchHealth(ctx); err != nil {
 		return err
 	}
 	w.judgeFrom = w.clock.Now()
@@ -428,6 +468,9 @@ func (w *run) warmup(ctx context.Context) error {
 // verify runs the post-deploy checklist; for now: metrics are flowing.
 func (w *run) verify(ctx context.Context) error {
 	w.beginPhase(PhaseVerify)
+	if err := w.watchHealth(ctx); err != nil {
+		return err
+	}
 	if w.source == nil {
 		w.endPhase(OutcomeSkipped, "no metrics configured")
 		return nil
@@ -499,7 +542,7 @@ func (w *run) metricsFlowing(ctx context.Context) (string, error) {
 
 func (w *run) monitor(ctx context.Context) error {
 	w.beginPhase(PhaseMonitor)
-	if len(w.checks) == 0 {
+	if len(w.checks) == 0 && w.pods == nil {
 		w.endPhase(OutcomeSkipped, "no checks")
 		return nil
 	}
@@ -520,11 +563,19 @@ func (w *run) monitor(ctx context.Context) error {
 
 // tick measures every check once and applies the limits.
 func (w *run) tick(ctx context.Context) error {
+	if err := w.watchHealth(ctx); err != nil {
+		return err
+	}
+	if len(w.checks) == 0 {
+		w.emit(Event{Kind: EventMeasured, Checks: w.results()})
+		return w.judgeErrors()
+	}
 	now := w.clock.Now()
 	vars := config.Vars{
 		Selector:    w.cfg.Metrics.Selector,
 		SinceDeploy: now.Sub(w.deploy.StartedAt),
 		SinceWarmup: now.Sub(w.judgeFrom),
+		Platform:    w.platformVars(ctx, false),
 	}
 	verdicts := make(map[*check]judge.Verdict, len(w.checks))
 	var mu sync.Mutex
@@ -569,6 +620,12 @@ func (w *run) tick(ctx context.Context) error {
 
 // judgeErrors ends the watch as inconclusive once no check can measure.
 func (w *run) judgeErrors() error {
+	if len(w.checks) == 0 {
+		if w.pods != nil && w.pods.tracker.GaveUp() {
+			return &inconclusive{reason: "could not read the workload's health: " + w.pods.result.Reason}
+		}
+		return nil
+	}
 	if !slices.ContainsFunc(w.checks, func(c *check) bool { return c.tracker.GaveUp() }) {
 		return nil
 	}
@@ -662,7 +719,11 @@ func (w *run) emit(e Event) {
 }
 
 func (w *run) results() []*CheckResult {
-	out := make([]*CheckResult, 0, len(w.checks))
+	out := make([]*CheckResult, 0, len(w.checks)+1)
+	if w.pods != nil {
+		cp := *w.pods.result
+		out = append(out, &cp)
+	}
 	for _, c := range w.checks {
 		cp := *c.result
 		out = append(out, &cp)

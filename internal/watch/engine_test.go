@@ -203,14 +203,14 @@ func (p *fakePlatform) Progress(context.Context, Deploy) (Progress, error) {
 	}
 	return Progress{Message: fmt.Sprintf("%d of 3 replicas updated", p.looks%3)}, nil
 }
-func (p *fakePlatform) Rollback(ctx context.Context, d Deploy) error {
+func (p *fakePlatform) Rollback(ctx context.Context, d Deploy) (RollbackOutcome, error) {
 	p.mu.Lock()
 	p.rollbacks = append(p.rollbacks, d)
 	p.mu.Unlock()
 	if p.rollbackFn != nil {
-		return p.rollbackFn(ctx)
+		return RollbackOutcome{}, p.rollbackFn(ctx)
 	}
-	return nil
+	return RollbackOutcome{}, nil
 }
 func (p *fakePlatform) Pause(context.Context, Deploy) error { p.pauses++; return nil }
 

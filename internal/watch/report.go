@@ -141,6 +141,8 @@ type RollbackRecord struct {
 	Error     string     `json:"error,omitempty"`
 	// Policy is what on_failure (or on_inconclusive) asked for.
 	Policy string `json:"policy"`
+	// Note says what the platform did, or why it declined to undo.
+	Note string `json:"note,omitempty"`
 }
 
 // Delivery is one notification's outcome.

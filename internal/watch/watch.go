@@ -41,10 +41,43 @@ type Platform interface {
 	// Progress reports whether the new version is fully out. A Progress
 	// with Failed set ends the rollout as a failure.
 	Progress(ctx context.Context, d Deploy) (Progress, error)
-	// Rollback returns to d.PreviousVersion.
-	Rollback(ctx context.Context, d Deploy) error
+	// Rollback returns to d.PreviousVersion, the version recorded at Start.
+	Rollback(ctx context.Context, d Deploy) (RollbackOutcome, error)
 	// Pause stops the rollout where it is, for on_failure: pause.
 	Pause(ctx context.Context, d Deploy) error
+}
+
+// RollbackOutcome says what a rollback did.
+type RollbackOutcome struct {
+	// Declined is set when the platform chose not to undo, e.g. because a
+	// GitOps controller would revert the undo; Note says what it did instead.
+	Declined bool
+	Note     string
+}
+
+// HealthReporter is a platform that watches the health of what it
+// deployed (Kubernetes pods). A problem is a hard failure: it fails the
+// deploy in every phase, warm-up included.
+type HealthReporter interface {
+	Health(ctx context.Context, d Deploy) (Health, error)
+}
+
+// Health is the state of the deployed workload.
+type Health struct {
+	// Problems fail the deploy; each names the pod, container and reason.
+	Problems []string
+	// Summary says how things stand, e.g. "3/3 new pods ready".
+	Summary string
+	// NewShare is the share of ready pods that run the new version (the
+	// traffic shift), NaN when unknown.
+	NewShare float64
+}
+
+// QueryVarser is a platform that contributes query variables, such as the
+// pod-template-hash of the version being judged. baseline asks for the
+// values that describe the version before the deploy.
+type QueryVarser interface {
+	QueryVars(ctx context.Context, d Deploy, baseline bool) map[string]string
 }
 
 // Progress is where a rollout stands.
@@ -77,6 +110,10 @@ type Deploy struct {
 	StartedAt       time.Time `json:"started_at"`
 	// TriggeredBy says who or what started it (CI actor, user).
 	TriggeredBy string `json:"triggered_by,omitempty"`
+	// Running is set while Start records the running version for a watch
+	// of a deploy that someone else already started: the platform must
+	// find the version that served before it, not the new one.
+	AlreadyStarted bool `json:"-"`
 }
 
 // Request is one watch to run.

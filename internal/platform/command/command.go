@@ -93,12 +93,12 @@ func (t *Target) Progress(ctx context.Context, d watch.Deploy) (watch.Progress, 
 }
 
 // Rollback runs the rollback hook once.
-func (t *Target) Rollback(ctx context.Context, d watch.Deploy) error {
+func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
 	if t.cfg.Rollback == "" {
-		return errors.New("no rollback hook: set target.command.rollback")
+		return watch.RollbackOutcome{}, errors.New("no rollback hook: set target.command.rollback")
 	}
 	_, err := t.run(ctx, "rollback", t.shell(t.cfg.Rollback), t.cfg.Timeouts.Rollback.D(), d)
-	return err
+	return watch.RollbackOutcome{}, err
 }
 
 // Pause runs the pause hook, if any.

@@ -37,7 +37,7 @@ var d = watch.Deploy{Service: "api", Environment: "staging", Version: "v2", Prev
 
 func TestRollbackGetsTheDeployInItsEnvironment(t *testing.T) {
 	tg, lines := target(t, config.CommandTarget{Rollback: `echo "$DEPLOYWATCH_SERVICE $DEPLOYWATCH_VERSION -> $DEPLOYWATCH_PREVIOUS_VERSION"; echo to stderr >&2`})
-	if err := tg.Rollback(context.Background(), d); err != nil {
+	if _, err := tg.Rollback(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(*lines, "\n")
@@ -64,7 +64,7 @@ func TestTimeoutKillsTheWholeProcessGroup(t *testing.T) {
 		Timeouts: config.HookTimeouts{Rollback: config.Duration(300 * time.Millisecond)},
 	})
 	start := time.Now()
-	err := tg.Rollback(context.Background(), d)
+	_, err := tg.Rollback(context.Background(), d)
 	var he *HookError
 	if !errors.As(err, &he) || !he.TimedOut {
 		t.Fatalf("err = %v, want a timeout", err)
@@ -82,7 +82,7 @@ func TestCancelIsNotATimeout(t *testing.T) {
 	tg, _ := target(t, config.CommandTarget{Rollback: "sleep 30"})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
-	err := tg.Rollback(ctx, d)
+	_, err := tg.Rollback(ctx, d)
 	var he *HookError
 	if !errors.As(err, &he) || he.TimedOut || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
@@ -126,7 +126,7 @@ func TestDeployArgvRunsWithoutAShell(t *testing.T) {
 
 func TestMissingHooks(t *testing.T) {
 	tg, _ := target(t, config.CommandTarget{})
-	if err := tg.Rollback(context.Background(), d); err == nil {
+	if _, err := tg.Rollback(context.Background(), d); err == nil {
 		t.Error("rollback without a hook succeeded")
 	}
 	if err := tg.Pause(context.Background(), d); err != nil {

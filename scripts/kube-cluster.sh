@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, from Go modules only:
+# etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok
+# faking nodes and kubelets. Binaries are built once per version into a
+# cache folder outside the clone.
+#
+#   scripts/kube-cluster.sh build        # build (cached) the binaries
+#   scripts/kube-cluster.sh up DIR       # start a cluster whose state lives in DIR;
+#                                        # writes DIR/kubeconfig and DIR/env
+#   scripts/kube-cluster.sh down DIR     # stop it
+#
+# Cache: $DEPLOYWATCH_CACHE (default ~/.cache/deploywatch)/kube-<versions>.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-3.7.0}
+KWOK_VERSION=${KWOK_VERSION:-0.8.0}
+CACHE_ROOT=${DEPLOYWATCH_CACHE:-$HOME/.cache/deploywatch}
+CACHE=$CACHE_ROOT/kube-v$K8S_VERSION-etcd-v$ETCD_VERSION-kwok-v$KWOK_VERSION
+BIN=$CACHE/bin
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+build() {
+	if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager && -x $BIN/kube-scheduler &&
+		-x $BIN/kubectl && -x $BIN/etcd && -x $BIN/kwok && -d $CACHE/stages ]]; then
+		log "kubernetes $K8S_VERSION binaries cached in $CACHE"
+		return
+	fi
+	mkdir -p "$BIN"
+	local tools=$CACHE/tools
+	rm -rf "$tools" && mkdir -p "$tools"
+	log "building kubernetes $K8S_VERSION (about 12 minutes on 2 cores the first time)"
+	# k8s.io/kubernetes requires its staging modules at v0.0.0 and refuses
+	# `go install`; a tools module that replaces each with its release builds it.
+	local gomod
+	gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+	{
+		echo "module deploywatch.local/kubetools"
+		echo
+		echo "go $(sed -n 's/^go //p' "$gomod")"
+		echo
+		echo "require k8s.io/kubernetes v$K8S_VERSION"
+		echo
+		grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$gomod" | awk -v v="v0.${K8S_VERSION#1.}" '{print "replace " $1 " => " $1 " " v}'
+	} >"$tools/go.mod"
+	cat >"$tools/tools.go" <<-'EOF'
+		//go:build tools
+
+		// Package tools pins the commands built from k8s.io/kubernetes.
+		package tools
+
+		import (
+			_ "k8s.io/kubernetes/cmd/kube-apiserver"
+			_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+			_ "k8s.io/kubernetes/cmd/kube-scheduler"
+			_ "k8s.io/kubernetes/cmd/kubectl"
+		)
+	EOF
+	local minor=${K8S_VERSION#1.}
+	minor=${minor%%.*}
+	local ldflags="-s -w
+		-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION
+		-X k8s.io/component-base/version.gitMajor=1
+		-X k8s.io/component-base/version.gitMinor=$minor
+		-X k8s.io/component-base/version.gitTreeState=clean
+		-X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION
+		-X k8s.io/client-go/pkg/version.gitMajor=1
+		-X k8s.io/client-go/pkg/version.gitMinor=$minor"
+	(
+		cd "$tools"
+		go mod tidy
+		CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN/" \
+			k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+			k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+	)
+	log "building etcd $ETCD_VERSION and kwok $KWOK_VERSION"
+	GOBIN=$BIN CGO_ENABLED=0 go install -trimpath "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+	mv -f "$BIN/v3" "$BIN/etcd" 2>/dev/null || true
+	[[ -x $BIN/etcd ]] || mv -f "$BIN/server" "$BIN/etcd"
+	GOBIN=$BIN CGO_ENABLED=0 go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+	local kwokdir
+	kwokdir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	rm -rf "$CACHE/stages" && mkdir -p "$CACHE/stages"
+	cp -r "$kwokdir/kustomize/stage/." "$CACHE/stages/"
+	chmod -R u+w "$CACHE/stages"
+	rm -rf "$tools"
+	log "built into $BIN"
+}
+
+# free_port prints a loopback port nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# start NAME LOG CMD...: start a daemon in its own session, so a timeout on
+# the test run does not kill it, and remember its pid.
+start() {
+	local name=$1 logf=$2
+	shift 2
+	setsid "$@" >"$logf" 2>&1 </dev/null &
+	echo $! >"$DIR/pids/$name"
+}
+
+wait_for() {
+	local what=$1 tries=$2
+	shift 2
+	for ((i = 0; i < tries; i++)); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.25
+	done
+	log "$what did not come up; its log:"
+	tail -30 "$DIR/logs/$what.log" >&2 || true
+	return 1
+}
+
+up() {
+	DIR=${1:?usage: kube-cluster.sh up DIR}
+	build
+	mkdir -p "$DIR"/{pids,logs,certs,etcd}
+	DIR=$(cd "$DIR" && pwd)
+	local etcd_port peer_port api_port token
+	etcd_port=$(free_port)
+	peer_port=$(free_port)
+	api_port=$(free_port)
+	token=$(openssl rand -hex 16)
+	openssl genrsa -out "$DIR/certs/sa.key" 2048 2>/dev/null
+	openssl rsa -in "$DIR/certs/sa.key" -pubout -out "$DIR/certs/sa.pub" 2>/dev/null
+	echo "$token,admin,admin,system:masters" >"$DIR/certs/tokens.csv"
+
+	log "starting etcd on 127.0.0.1:$etcd_port"
+	start etcd "$DIR/logs/etcd.log" "$BIN/etcd" --data-dir "$DIR/etcd" \
+		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+		--initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+	wait_for etcd 120 curl -sf "http://127.0.0.1:$etcd_port/health"
+
+	log "starting kube-apiserver on 127.0.0.1:$api_port"
+	start kube-apiserver "$DIR/logs/kube-apiserver.log" "$BIN/kube-apiserver" \
+		--etcd-servers "http://127.0.0.1:$etcd_port" \
+		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+		--endpoint-reconciler-type none \
+		--cert-dir "$DIR/certs/apiserver" \
+		--token-auth-file "$DIR/certs/tokens.csv" \
+		--authorization-mode RBAC \
+		--service-account-key-file "$DIR/certs/sa.pub" \
+		--service-account-signing-key-file "$DIR/certs/sa.key" \
+		--service-account-issuer https://kubernetes.default.svc \
+		--service-cluster-ip-range 10.96.0.0/16 \
+		--allow-privileged \
+		--enable-priority-and-fairness=false
+	wait_for kube-apiserver 240 curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"
+
+	# The generated serving certificate file also holds its CA: split it out.
+	awk 'BEGIN{n=0} /BEGIN CERTIFICATE/{n++} n==2{print}' "$DIR/certs/apiserver/apiserver.crt" >"$DIR/certs/ca.crt"
+	cat >"$DIR/kubeconfig" <<-EOF
+		apiVersion: v1
+		kind: Config
+		clusters:
+		- name: local
+		  cluster:
+		    server: https://127.0.0.1:$api_port
+		    certificate-authority: $DIR/certs/ca.crt
+		users:
+		- name: admin
+		  user:
+		    token: $token
+		contexts:
+		- name: local
+		  context:
+		    cluster: local
+		    user: admin
+		    namespace: default
+		current-context: local
+	EOF
+
+	log "starting kube-controller-manager, kube-scheduler and kwok"
+	start kube-controller-manager "$DIR/logs/kube-controller-manager.log" "$BIN/kube-controller-manager" \
+		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
+		--service-account-private-key-file "$DIR/certs/sa.key" --root-ca-file "$DIR/certs/ca.crt" \
+		--use-service-account-credentials=false --controllers '*' \
+		--concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
+	start kube-scheduler "$DIR/logs/kube-scheduler.log" "$BIN/kube-scheduler" \
+		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
+	cat "$CACHE"/stages/node/fast/*.yaml "$CACHE"/stages/node/heartbeat/*.yaml \
+		"$CACHE"/stages/pod/fast/*.yaml "$REPO"/test/kube/stages/*.yaml |
+		awk 'FNR==1 && NR!=1 {print "---"} {print}' >"$DIR/stages.yaml"
+	start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
+		--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 10.244.0.1 --server-address 127.0.0.1:0
+	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$REPO/test/kube/nodes.yaml" >/dev/null
+	wait_for kwok 240 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
+	wait_for kube-controller-manager 240 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default
+	{
+		echo "export KUBECONFIG=$DIR/kubeconfig"
+		echo "export DEPLOYWATCH_KUBECONFIG=$DIR/kubeconfig"
+		echo "export DEPLOYWATCH_KUBECTL=$BIN/kubectl"
+	} >"$DIR/env"
+	log "cluster up: KUBECONFIG=$DIR/kubeconfig"
+}
+
+down() {
+	DIR=${1:?usage: kube-cluster.sh down DIR}
+	# The API server stops before etcd, or it spins on a vanished store.
+	for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+		local f=$DIR/pids/$name
+		[[ -f $f ]] || continue
+		local pid
+		pid=$(cat "$f")
+		kill "$pid" 2>/dev/null || true
+		for ((i = 0; i < 40; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.25
+		done
+		kill -9 "$pid" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
+
+"$@"
