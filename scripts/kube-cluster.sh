@@ -76,9 +76,29 @@ build() {
 			k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 	)
 	log "building etcd $ETCD_VERSION and kwok $KWOK_VERSION"
-	GOBIN=$BIN CGO_ENABLED=0 go install -trimpath "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
-	mv -f "$BIN/v3" "$BIN/etcd" 2>/dev/null || true
-	[[ -x $BIN/etcd ]] || mv -f "$BIN/server" "$BIN/etcd"
+	# etcd's server module has replace directives, so `go install` refuses
+	# it; a tools module builds it from the published sibling modules.
+	rm -rf "$tools" && mkdir -p "$tools"
+	cat >"$tools/go.mod" <<-EOF
+		module deploywatch.local/etcdtools
+
+		go 1.26
+
+		require go.etcd.io/etcd/server/v3 v$ETCD_VERSION
+	EOF
+	cat >"$tools/tools.go" <<-'EOF'
+		//go:build tools
+
+		// Package tools pins the etcd server.
+		package tools
+
+		import _ "go.etcd.io/etcd/server/v3"
+	EOF
+	(
+		cd "$tools"
+		go mod tidy
+		CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+	)
 	GOBIN=$BIN CGO_ENABLED=0 go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
 	local kwokdir
 	kwokdir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
@@ -190,15 +210,18 @@ up() {
 		--concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
 	start kube-scheduler "$DIR/logs/kube-scheduler.log" "$BIN/kube-scheduler" \
 		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
-	cat "$CACHE"/stages/node/fast/*.yaml "$CACHE"/stages/node/heartbeat/*.yaml \
-		"$CACHE"/stages/pod/fast/*.yaml "$REPO"/test/kube/stages/*.yaml |
-		awk 'FNR==1 && NR!=1 {print "---"} {print}' >"$DIR/stages.yaml"
+	local stage files=()
+	for stage in "$CACHE"/stages/node/fast/*.yaml "$CACHE"/stages/node/heartbeat/*.yaml \
+		"$CACHE"/stages/pod/fast/*.yaml "$REPO"/test/kube/stages/*.yaml; do
+		[[ $(basename "$stage") == kustomization.yaml ]] || files+=("$stage")
+	done
+	awk 'FNR==1 && NR!=1 {print "---"} {print}' "${files[@]}" >"$DIR/stages.yaml"
 	start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
 		--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 10.244.0.1 --server-address 127.0.0.1:0
+		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 10.244.0.1
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$REPO/test/kube/nodes.yaml" >/dev/null
-	wait_for kwok 240 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
-	wait_for kube-controller-manager 240 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default
+	wait_for kwok 60 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
+	wait_for kube-controller-manager 120 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default
 	{
 		echo "export KUBECONFIG=$DIR/kubeconfig"
 		echo "export DEPLOYWATCH_KUBECONFIG=$DIR/kubeconfig"

@@ -34,11 +34,19 @@ func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
 
-// exitError carries a command's exit code without an error message (the
-// command has already said what happened).
-type exitError struct{ code int }
+// exitError carries a command's exit code, and the error to print unless
+// the command already said what happened.
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+func (e *exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit %d", e.code)
+}
 
 // Option configures Run.
 type Option func(*app)
@@ -75,6 +83,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...O
 	}
 	var exit *exitError
 	if errors.As(err, &exit) {
+		if exit.err != nil {
+			fmt.Fprintf(stderr, "deploywatch: %v\n", exit.err)
+		}
 		return exit.code
 	}
 	var probs *config.Problems
@@ -128,7 +139,7 @@ says), 2 bad usage or config, 3 inconclusive (could not judge).`,
 		return usagef("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "operator log level on stderr: debug, info, warn, error")
-	root.AddCommand(a.runCommand(), a.watchCommand(), a.validateCommand(), a.demoCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.watchCommand(), a.validateCommand(), a.rollbackCommand(), a.demoCommand(), a.versionCommand())
 	return root
 }
 

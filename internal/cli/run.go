@@ -16,6 +16,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
 	"github.com/deploywatch/deploywatch/internal/platform/command"
+	"github.com/deploywatch/deploywatch/internal/platform/kube"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -26,9 +27,22 @@ type watchFlags struct {
 	report    string
 	output    string
 	startedAt string
+	kube      kubeFlags
+}
+
+// kubeFlags are kubectl's connection flags, for a Kubernetes target.
+type kubeFlags struct {
+	kubeconfig, context, namespace string
+}
+
+func (k *kubeFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes target; default $KUBECONFIG, ~/.kube/config, in-cluster)")
+	c.Flags().StringVar(&k.context, "context", "", "kubeconfig context (Kubernetes target; default target.kubernetes.context or the current one)")
+	c.Flags().StringVarP(&k.namespace, "namespace", "n", "", "namespace (Kubernetes target; default target.kubernetes.namespace)")
 }
 
 func (f *watchFlags) register(c *cobra.Command, withStart bool) {
+	f.kube.register(c)
 	c.Flags().StringVarP(&f.file, "file", "f", "deploywatch.yaml", "config file")
 	c.Flags().StringVar(&f.version, "version", "", "the release being deployed (commit or tag); default $GITHUB_SHA or $CI_COMMIT_SHA")
 	c.Flags().StringVar(&f.report, "report", "", "write the whole watch as JSON to this file")
@@ -117,16 +131,11 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	}
 	pr := newPrinter(a.stdout, f.output, a.env)
 	defer pr.close()
-	var platform watch.Platform
-	if cmdCfg := cfg.Target.Command; cmdCfg != nil {
-		dir := ""
-		if cmdCfg.Dir != "" {
-			dir = cfg.Resolve(cmdCfg.Dir)
-		}
-		t := command.New(*cmdCfg, dir, pr.hookLine)
-		t.DeployArgv = deployArgv
-		platform = t
+	platform, closePlatform, err := a.platform(ctx, cfg, f.kube, pr.hookLine, deployArgv)
+	if err != nil {
+		return err
 	}
+	defer closePlatform()
 	opts := []watch.Option{watch.WithObserver(pr), watch.WithLogger(log)}
 	eng := watch.New(cfg, src, platform, opts...)
 	req := watch.Request{
@@ -143,6 +152,44 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		}
 	}
 	return &exitError{code: rep.Verdict.ExitCode()}
+}
+
+// platform builds the deploy target of the config.
+func (a *app) platform(ctx context.Context, cfg *config.Config, kf kubeFlags, out func(hook, line string), deployArgv []string) (watch.Platform, func(), error) {
+	if k := cfg.Target.Kubernetes; k != nil {
+		kc := *k
+		if kf.namespace != "" {
+			kc.Namespace = kf.namespace
+		}
+		if kf.context != "" {
+			kc.Context = kf.context
+		}
+		path := kf.kubeconfig
+		if path == "" && kc.Kubeconfig != "" {
+			path = cfg.Resolve(kc.Kubeconfig)
+		}
+		rc, err := kube.RESTConfig(kube.ClientOptions{Kubeconfig: path, Context: kc.Context})
+		if err != nil {
+			return nil, nil, usagef("%v", err)
+		}
+		hooks := command.New(config.CommandTarget{
+			Deploy: kc.Deploy, Rollback: kc.RollbackCommand, Shell: kc.Shell, Timeouts: kc.Timeouts,
+		}, "", out)
+		hooks.DeployArgv = deployArgv
+		t, err := kube.New(ctx, rc, kc, hooks)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, t.Close, nil
+	}
+	cmdCfg := cfg.Target.Command
+	dir := ""
+	if cmdCfg.Dir != "" {
+		dir = cfg.Resolve(cmdCfg.Dir)
+	}
+	t := command.New(*cmdCfg, dir, out)
+	t.DeployArgv = deployArgv
+	return t, func() {}, nil
 }
 
 // source builds the metric source of the config, or nil without one.

@@ -79,7 +79,45 @@ type SkippedCheck struct {
 
 // Target is how the deploy is made and undone.
 type Target struct {
-	Command *CommandTarget `yaml:"command,omitempty"`
+	Command    *CommandTarget    `yaml:"command,omitempty"`
+	Kubernetes *KubernetesTarget `yaml:"kubernetes,omitempty"`
+}
+
+// GitOps policies for a Deployment managed by Argo CD or Flux.
+const (
+	// GitOpsRespect does not undo a managed Deployment (the controller would
+	// revert the undo within seconds): it notifies and runs rollback_command.
+	GitOpsRespect = "respect"
+	// GitOpsIgnore undoes it anyway.
+	GitOpsIgnore = "ignore"
+)
+
+// KubernetesTarget watches a plain Deployment in place.
+type KubernetesTarget struct {
+	Namespace  string `yaml:"namespace"`
+	Deployment string `yaml:"deployment"`
+	// Context is the kubeconfig context. Default: the current one.
+	Context string `yaml:"context,omitempty"`
+	// Kubeconfig is the kubeconfig file. Default: --kubeconfig, $KUBECONFIG,
+	// ~/.kube/config, or the in-cluster service account.
+	Kubeconfig string `yaml:"kubeconfig,omitempty"`
+	// Deploy is the command run uses when no command follows --, e.g.
+	// "kubectl apply -f k8s/".
+	Deploy string `yaml:"deploy,omitempty"`
+	// RestartLimit fails the deploy when a new pod restarts more often than
+	// this since the deploy began. Default 2 (the seed's "> 2").
+	RestartLimit int `yaml:"restart_limit"`
+	// NotReadyGrace is how long a new pod may stay not ready. Default 2m.
+	NotReadyGrace Duration `yaml:"not_ready_grace"`
+	// GitOps is respect (default: do not undo a Deployment that Argo CD or
+	// Flux manages) or ignore.
+	GitOps string `yaml:"gitops"`
+	// RollbackCommand runs instead of the undo when GitOps is respected,
+	// e.g. a git revert of the release commit.
+	RollbackCommand string `yaml:"rollback_command,omitempty"`
+	// Shell runs Deploy and RollbackCommand. Default /bin/sh.
+	Shell    string       `yaml:"shell"`
+	Timeouts HookTimeouts `yaml:"timeouts"`
 }
 
 // CommandTarget drives a deploy through shell commands.
@@ -301,6 +339,14 @@ func defaultCommandTarget() CommandTarget {
 			Current:  Duration(30 * time.Second),
 			Pause:    Duration(time.Minute),
 		},
+	}
+}
+
+func defaultKubernetesTarget() KubernetesTarget {
+	c := defaultCommandTarget()
+	return KubernetesTarget{
+		Namespace: "default", RestartLimit: 2, NotReadyGrace: Duration(2 * time.Minute),
+		GitOps: GitOpsRespect, Shell: c.Shell, Timeouts: c.Timeouts,
 	}
 }
 

@@ -145,6 +145,10 @@ func presetSections(root *yaml.Node, cfg *Config) {
 		c := defaultCommandTarget()
 		cfg.Target.Command = &c
 	}
+	if t := child(root, "target"); t != nil && child(t, "kubernetes") != nil {
+		k := defaultKubernetesTarget()
+		cfg.Target.Kubernetes = &k
+	}
 }
 
 func child(n *yaml.Node, key string) *yaml.Node {

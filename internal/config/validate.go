@@ -55,7 +55,7 @@ func (c *Config) validate(p *Problems) {
 	c.validatePhases(bad)
 	c.validateJudge(bad)
 	if c.Metrics == nil {
-		if c.Target.Command != nil {
+		if c.Target.Command != nil && c.Target.Kubernetes == nil {
 			bad("metrics", "required with a command target: a command target cannot judge a deploy without metrics (set metrics.prometheus.url and metrics.selector)")
 		}
 		if len(c.Checks) > 0 {
@@ -73,9 +73,17 @@ func (c *Config) validate(p *Problems) {
 type badFunc func(field, format string, args ...any)
 
 func (c *Config) validateTarget(bad badFunc) {
+	switch {
+	case c.Target.Command != nil && c.Target.Kubernetes != nil:
+		bad("target.kubernetes", "choose one target: target.command or target.kubernetes")
+		return
+	case c.Target.Kubernetes != nil:
+		c.validateKubernetes(bad)
+		return
+	}
 	cmd := c.Target.Command
 	if cmd == nil {
-		bad("target", "required: say how the deploy is made and undone, e.g. target.command.deploy and target.command.rollback")
+		bad("target", "required: say how the deploy is made and undone, e.g. target.command (deploy and rollback commands) or target.kubernetes (namespace and deployment)")
 		return
 	}
 	if cmd.Rollback == "" && c.OnFailure == PolicyRollback {
@@ -97,6 +105,33 @@ func (c *Config) validateTarget(bad badFunc) {
 		if d <= 0 {
 			bad("target.command.timeouts."+field, "must be positive")
 		}
+	}
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func (c *Config) validateKubernetes(bad badFunc) {
+	k := c.Target.Kubernetes
+	if !dnsLabelRE.MatchString(k.Namespace) || len(k.Namespace) > 63 {
+		bad("target.kubernetes.namespace", "%q is not a namespace name", k.Namespace)
+	}
+	switch {
+	case k.Deployment == "":
+		bad("target.kubernetes.deployment", "required: the Deployment to watch")
+	case len(k.Deployment) > 253 || !regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`).MatchString(k.Deployment):
+		bad("target.kubernetes.deployment", "%q is not a Deployment name", k.Deployment)
+	}
+	if k.RestartLimit < 0 {
+		bad("target.kubernetes.restart_limit", "must not be negative")
+	}
+	if k.NotReadyGrace <= 0 {
+		bad("target.kubernetes.not_ready_grace", "must be positive")
+	}
+	if k.GitOps != GitOpsRespect && k.GitOps != GitOpsIgnore {
+		bad("target.kubernetes.gitops", "%q: want respect or ignore", k.GitOps)
+	}
+	if k.Shell == "" {
+		bad("target.kubernetes.shell", "must not be empty")
 	}
 }
 

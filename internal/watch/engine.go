@@ -666,8 +666,8 @@ func (w *run) parallel(ctx context.Context, f func(context.Context, *check)) {
 // stall the timeline beyond its own timeout and retries.
 func (w *run) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	limit := 10 * time.Second
-	if p := w.cfg.Metrics.Prometheus; p != nil {
-		limit = p.Timeout.D() * time.Duration(1+p.Retries)
+	if m := w.cfg.Metrics; m != nil && m.Prometheus != nil {
+		limit = m.Prometheus.Timeout.D() * time.Duration(1+m.Prometheus.Retries)
 	}
 	limit = max(limit, w.cfg.Phases.Interval.D())
 	return context.WithTimeoutCause(ctx, limit, fmt.Errorf("metric queries took longer than %s", limit))
