@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 log() { printf '==> %s\n' "$*"; }
 
 # --- what the tests need ---------------------------------------------------
-apt_packages=(prometheus redis-server postgresql curl jq)
+apt_packages=(prometheus redis-server postgresql curl jq openssl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,6 +35,20 @@ export DEPLOYWATCH_REQUIRE_REAL=1
 log "prometheus: $("$PROMETHEUS_BIN" --version 2>&1 | head -1)"
 log "redis: $(redis-server --version)"
 log "go: $(go version)"
+
+# A real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
+# scheduler, kwok), built once per version into a cache outside the clone.
+log "kubernetes control plane"
+./scripts/kube-cluster.sh build
+KUBE_DIR=$(mktemp -d -t deploywatch-kube-XXXXXX)
+cleanup() {
+	./scripts/kube-cluster.sh down "$KUBE_DIR" || true
+	rm -rf "$KUBE_DIR"
+}
+trap cleanup EXIT
+./scripts/kube-cluster.sh up "$KUBE_DIR"
+# shellcheck disable=SC1091
+. "$KUBE_DIR/env"
 
 # --- static checks ---------------------------------------------------------
 log "gofmt"
