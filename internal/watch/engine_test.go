@@ -536,3 +536,79 @@ func findCheck(t *testing.T, r *Report, name string) *CheckResult {
 	t.Fatalf("no check %s in %+v", name, r.Checks)
 	return nil
 }
+
+// healthyPlatform adds a health report to fakePlatform.
+type healthyPlatform struct {
+	*fakePlatform
+	health  func(n int) (Health, error)
+	looks   int
+	decline bool
+}
+
+func (p *healthyPlatform) Health(context.Context, Deploy) (Health, error) {
+	p.looks++
+	return p.health(p.looks)
+}
+
+func (p *healthyPlatform) Rollback(ctx context.Context, d Deploy) (RollbackOutcome, error) {
+	_, _ = p.fakePlatform.Rollback(ctx, d)
+	if p.decline {
+		return RollbackOutcome{Declined: true, Note: "managed by Argo CD"}, nil
+	}
+	return RollbackOutcome{Note: "patched back"}, nil
+}
+
+func TestPlatformHealth(t *testing.T) {
+	crash := func(from int) func(int) (Health, error) {
+		return func(n int) (Health, error) {
+			if n >= from {
+				return Health{Problems: []string{"pod api-1 container api: CrashLoopBackOff (3 restarts since the deploy)"}, NewShare: 0.5}, nil
+			}
+			return Health{Summary: "2/2 new pods ready", NewShare: 1}, nil
+		}
+	}
+	cases := []struct {
+		name     string
+		health   func(int) (Health, error)
+		decline  bool
+		want     Verdict
+		rolled   bool
+		inReason string
+	}{
+		{"healthy pods end stable", crash(1 << 30), false, Stable, false, ""},
+		{"a crash loop during warm-up fails at once", crash(3), false, Failed, true, "pods: pod api-1 container api: CrashLoopBackOff"},
+		{"a declined undo is reported, not performed", crash(2), true, Failed, false, "CrashLoopBackOff"},
+		{"an unreachable platform is inconclusive without metrics", func(int) (Health, error) { return Health{}, errors.New("connection refused") }, false, Inconclusive, false, "connection refused"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := config.Load([]byte(`service: api
+target:
+  kubernetes:
+    deployment: api
+phases:
+  warmup: 5s
+  monitor: 10s
+  interval: 1s
+`), "k.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+			p := &healthyPlatform{fakePlatform: &fakePlatform{current: "3"}, health: c.health, decline: c.decline}
+			rep := New(cfg, nil, p, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.inReason) {
+				t.Fatalf("verdict %s (%s), want %s containing %q", rep.Verdict, rep.Reason, c.want, c.inReason)
+			}
+			if rep.Rollback != nil && rep.Rollback.Performed != c.rolled {
+				t.Errorf("rollback %+v, performed want %v", rep.Rollback, c.rolled)
+			}
+			if c.decline && (rep.Rollback == nil || rep.Rollback.Note != "managed by Argo CD") {
+				t.Errorf("declined rollback not reported: %+v", rep.Rollback)
+			}
+			if pods := findCheck(t, rep, PodsCheck); c.want == Stable && (pods.Verdict != judge.Pass || pods.Measurements == 0) {
+				t.Errorf("pods check %+v", pods)
+			}
+		})
+	}
+}
