@@ -17,7 +17,7 @@ func dep(image string) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "api", UID: "dep-uid", Generation: 2,
 			Annotations: map[string]string{revisionAnnotation: "2", corev1.LastAppliedConfigAnnotation: "{...}"}},
-		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Template: template(image, "")},
+		Spec:   appsv1.DeploymentSpec{Replicas: &replicas, Template: template(image, "")},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3},
 	}
 }
@@ -103,7 +103,7 @@ func TestUndoPatchIsKubectls(t *testing.T) {
 		revisionAnnotation:                          "2",     // the Deployment's own, kept
 		corev1.LastAppliedConfigAnnotation:          "{...}", // kept
 		"deployment.kubernetes.io/revision-history": "1",     // kept
-		"custom":                                    "from-rs-1",
+		"custom": "from-rs-1",
 	}
 	if len(ann) != len(want) {
 		t.Fatalf("annotations %v, want %v", ann, want)
