@@ -5,13 +5,10 @@
 package demo
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 
 	"github.com/deploywatch/deploywatch/health"
 	"github.com/deploywatch/deploywatch/httpmetrics"
+	"github.com/deploywatch/deploywatch/internal/loadgen"
 )
 
 // Release is a version of the service and how it behaves.
@@ -54,10 +52,7 @@ type running struct {
 type Service struct {
 	Addr    string
 	current atomic.Pointer[running]
-	srv     *http.Server
-	rps     float64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	run     *loadgen.Runner
 }
 
 // Start serves on addr ("127.0.0.1:0" for any port) running initial, and
@@ -67,7 +62,7 @@ func Start(addr string, initial Release, rps float64) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo service: %w", err)
 	}
-	s := &Service{Addr: ln.Addr().String(), rps: rps}
+	s := &Service{Addr: ln.Addr().String()}
 	s.Switch(initial)
 
 	reg := prometheus.NewRegistry()
@@ -93,15 +88,7 @@ func Start(addr string, initial Release, rps float64) (*Service, error) {
 	})
 	mux.HandleFunc("GET /api/orders", s.orders)
 
-	s.srv = &http.Server{Handler: m.Middleware(mux), ReadHeaderTimeout: 5 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			panic(err)
-		}
-	})
-	s.wg.Go(func() { s.drive(ctx) })
+	s.run = loadgen.Start(ln, m.Middleware(mux), "/api/orders", rps, nil)
 	return s, nil
 }
 
@@ -115,13 +102,7 @@ func (s *Service) Switch(rel Release) {
 func (s *Service) Running() Release { return s.current.Load().rel }
 
 // Close stops the traffic and the server.
-func (s *Service) Close() {
-	s.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(ctx)
-	s.wg.Wait()
-}
+func (s *Service) Close() { s.run.Close() }
 
 func (s *Service) orders(w http.ResponseWriter, r *http.Request) {
 	rel := s.current.Load().rel
@@ -132,25 +113,4 @@ func (s *Service) orders(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"orders":[],"served_by":%q}`+"\n", rel.Version)
-}
-
-// drive sends Poisson-distributed order requests.
-func (s *Service) drive(ctx context.Context) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	url := "http://" + s.Addr + "/api/orders"
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Duration(rand.ExpFloat64() / s.rps * float64(time.Second))):
-		}
-		inflight.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		})
-	}
 }

@@ -7,7 +7,6 @@
 package testsvc
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/deploywatch/deploywatch/internal/loadgen"
 )
 
 // Profile is how a version behaves.
@@ -44,12 +45,9 @@ type Service struct {
 	deploys  int
 	rollback int
 
-	rps    float64
-	srv    *http.Server
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	reqs   *prometheus.CounterVec
-	dur    *prometheus.HistogramVec
+	run  *loadgen.Runner
+	reqs *prometheus.CounterVec
+	dur  *prometheus.HistogramVec
 }
 
 // Start serves on addr ("127.0.0.1:0" for any port) with the given
@@ -64,7 +62,7 @@ func Start(addr string, initial Profile, rps float64) (*Service, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s := &Service{
-		Addr: ln.Addr().String(), current: initial, rps: rps,
+		Addr: ln.Addr().String(), current: initial,
 		reqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total", Help: "Requests served, by status.",
 		}, []string{"method", "route", "status"}),
@@ -80,26 +78,12 @@ func Start(addr string, initial Profile, rps float64) (*Service, error) {
 	mux.HandleFunc("POST /admin/deploy", s.deploy)
 	mux.HandleFunc("POST /admin/rollback", s.rollbackHandler)
 	mux.HandleFunc("GET /admin/state", s.state)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			panic(err)
-		}
-	})
-	s.wg.Go(func() { s.drive(ctx) })
+	s.run = loadgen.Start(ln, mux, "/api", rps, func() bool { return s.profile().Silent })
 	return s, nil
 }
 
 // Close stops the traffic and the server.
-func (s *Service) Close() {
-	s.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(ctx)
-	s.wg.Wait()
-}
+func (s *Service) Close() { s.run.Close() }
 
 // Stage sets the profile the next deploy switches to.
 func (s *Service) Stage(p Profile) {
@@ -123,32 +107,6 @@ func (s *Service) profile() Profile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.current
-}
-
-// drive sends Poisson-distributed requests at the configured rate.
-func (s *Service) drive(ctx context.Context) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	url := "http://" + s.Addr + "/api"
-	for {
-		wait := time.Duration(rand.ExpFloat64() / s.rps * float64(time.Second))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if s.profile().Silent {
-			continue
-		}
-		inflight.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := client.Do(req)
-			if err == nil {
-				resp.Body.Close()
-			}
-		})
-	}
 }
 
 func (s *Service) api(w http.ResponseWriter, r *http.Request) {

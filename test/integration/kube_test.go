@@ -197,6 +197,13 @@ func (c *cluster) deploywatch(t *testing.T, args ...string) (int, string, *watch
 	return code, out.String(), r
 }
 
+// runSetImage runs deploywatch run with kubectl set image as the deploy.
+func (c *cluster) runSetImage(t *testing.T, ns, cfg, tag string) (int, string, *watch.Report) {
+	t.Helper()
+	return c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
+		c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:"+tag)
+}
+
 // templatesEqual compares pod templates without the hash label.
 func templatesEqual(a, b corev1.PodTemplateSpec) bool {
 	a, b = *a.DeepCopy(), *b.DeepCopy()
@@ -216,8 +223,7 @@ func TestKubernetes(t *testing.T) {
 		ns := c.namespace(t)
 		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
 		cfg := kubeConfigFile(t, ns, "api", "", "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:v2")
+		code, out, r := c.runSetImage(t, ns, cfg, "v2")
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -236,8 +242,7 @@ func TestKubernetes(t *testing.T) {
 		c.deployment(t, ns, "twin", "deploywatch.test/api:v1", nil)
 		cfg := kubeConfigFile(t, ns, "api", "", "")
 		start := time.Now()
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:crashloop")
+		code, out, r := c.runSetImage(t, ns, cfg, "crashloop")
 		if code != 1 {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -296,8 +301,7 @@ func TestKubernetes(t *testing.T) {
 			d.Spec.ProgressDeadlineSeconds = &deadline
 		})
 		cfg := kubeConfigFile(t, ns, "api", "    not_ready_grace: 10m\n", "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:notready")
+		code, out, r := c.runSetImage(t, ns, cfg, "notready")
 		if code != 1 || !strings.Contains(r.Reason, "progress deadline") || r.Rollback == nil || !r.Rollback.OK {
 			t.Fatalf("exit %d reason %q rollback %+v\n%s", code, r.Reason, r.Rollback, out)
 		}
@@ -311,8 +315,7 @@ func TestKubernetes(t *testing.T) {
 		ns := c.namespace(t)
 		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
 		cfg := kubeConfigFile(t, ns, "api", "    not_ready_grace: 3s\n", "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:notready")
+		code, out, r := c.runSetImage(t, ns, cfg, "notready")
 		if code != 1 || !strings.Contains(r.Reason, "not ready for") {
 			t.Fatalf("exit %d reason %q\n%s", code, r.Reason, out)
 		}
@@ -323,8 +326,7 @@ func TestKubernetes(t *testing.T) {
 		ns := c.namespace(t)
 		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
 		cfg := kubeConfigFile(t, ns, "api", "", "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:missing")
+		code, out, r := c.runSetImage(t, ns, cfg, "missing")
 		if code != 1 || !strings.Contains(r.Reason, "ImagePullBackOff") {
 			t.Fatalf("exit %d reason %q\n%s", code, r.Reason, out)
 		}
@@ -335,8 +337,7 @@ func TestKubernetes(t *testing.T) {
 		ns := c.namespace(t)
 		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
 		cfg := kubeConfigFile(t, ns, "api", "", "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:oom")
+		code, out, r := c.runSetImage(t, ns, cfg, "oom")
 		if code != 1 || !(strings.Contains(r.Reason, "OOMKilled") || strings.Contains(r.Reason, "CrashLoopBackOff")) {
 			t.Fatalf("exit %d reason %q\n%s", code, r.Reason, out)
 		}
@@ -394,8 +395,7 @@ func TestKubernetes(t *testing.T) {
 		})
 		marker := filepath.Join(t.TempDir(), "reverted")
 		cfg := kubeConfigFile(t, ns, "api", fmt.Sprintf("    rollback_command: 'echo reverting $DEPLOYWATCH_VERSION > %s'\n", marker), "")
-		code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-			c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:crashloop")
+		code, out, r := c.runSetImage(t, ns, cfg, "crashloop")
 		if code != 1 || r.Rollback == nil || r.Rollback.Performed || !strings.Contains(r.Rollback.Note, "Argo CD") {
 			t.Fatalf("exit %d rollback %+v\n%s", code, r.Rollback, out)
 		}
@@ -561,8 +561,7 @@ func TestKubernetesAPIServerStoppedMidWatch(t *testing.T) {
 		pid, _ := os.ReadFile(filepath.Join(dir, "pids", "kube-apiserver"))
 		_ = exec.Command("kill", strings.TrimSpace(string(pid))).Run()
 	}()
-	code, out, r := c.deploywatch(t, "run", "-f", cfg, "--version", "v2", "--",
-		c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:v2")
+	code, out, r := c.runSetImage(t, ns, cfg, "v2")
 	if code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", code, out)
 	}
