@@ -465,6 +465,27 @@ func (c *Config) defaultChecks() ([]Check, []SkippedCheck) {
 		},
 	}
 	var skipped []SkippedCheck
+	if c.Target.Kubernetes != nil {
+		// Each new pod's usage as a share of its containers' limits:
+		// cAdvisor's usage over kube-state-metrics' limits, for the pods of
+		// the version judged. Without those exporters the checks have no
+		// data and say so.
+		pods := `namespace="$namespace",pod=~"$deployment-$pod_template_hash-.*"`
+		checks = append(checks,
+			Check{
+				Name: "cpu",
+				Query: fmt.Sprintf(`max(sum by (pod) (rate(container_cpu_usage_seconds_total{%s,container!="",container!="POD"}[$window])) / sum by (pod) (kube_pod_container_resource_limits{%s,resource="cpu"}))`,
+					pods, pods),
+				Warn: mustRule("> 70%"), Fail: mustRule("> 90%"), Unit: "percent",
+			},
+			Check{
+				Name: "memory",
+				Query: fmt.Sprintf(`max(sum by (pod) (container_memory_working_set_bytes{%s,container!="",container!="POD"}) / sum by (pod) (kube_pod_container_resource_limits{%s,resource="memory"}))`,
+					pods, pods),
+				Warn: mustRule("> 80%"), Fail: mustRule("> 95%"), Unit: "percent",
+			})
+		return checks, skipped
+	}
 	if cmd := c.Target.Command; cmd != nil && cmd.CPUCores > 0 {
 		checks = append(checks, Check{
 			Name:  "cpu",

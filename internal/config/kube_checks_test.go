@@ -1,0 +1,75 @@
+package config
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/deploywatch/deploywatch/internal/promql"
+)
+
+// TestKubernetesResourceChecksEvaluate runs the Kubernetes CPU and memory
+// checks' PromQL over cAdvisor- and kube-state-metrics-shaped series: only
+// the pods of the judged ReplicaSet count, as a share of their limits.
+func TestKubernetesResourceChecksEvaluate(t *testing.T) {
+	c, err := Load([]byte(`service: api
+target:
+  kubernetes:
+    namespace: shop
+    deployment: api
+metrics:
+  prometheus:
+    url: http://127.0.0.1:9090
+  selector: 'namespace="shop"'
+`), "k.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := map[string]string{}
+	for _, ch := range c.Checks {
+		queries[ch.Name] = ch.Query
+	}
+	if queries["cpu"] == "" || queries["memory"] == "" || len(c.Skipped) != 0 {
+		t.Fatalf("checks %v, skipped %v", queries, c.Skipped)
+	}
+	store := promql.NewStore(time.Hour.Milliseconds())
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	add := func(v float64, at time.Time, kv ...string) {
+		if err := store.Append(labels.FromStrings(kv...), at.UnixMilli(), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i <= 60; i++ {
+		at := t0.Add(time.Duration(i) * time.Second)
+		// The new pod uses half a core of its 1-core limit; an old pod and a
+		// pod of another Deployment use more and must not count.
+		add(0.5*float64(i), at, "__name__", "container_cpu_usage_seconds_total", "namespace", "shop", "pod", "api-7f9c-x1", "container", "api")
+		add(0.9*float64(i), at, "__name__", "container_cpu_usage_seconds_total", "namespace", "shop", "pod", "api-55aa-y2", "container", "api")
+		add(2.0*float64(i), at, "__name__", "container_cpu_usage_seconds_total", "namespace", "shop", "pod", "apiary-7f9c-z3", "container", "api")
+		add(1, at, "__name__", "kube_pod_container_resource_limits", "namespace", "shop", "pod", "api-7f9c-x1", "resource", "cpu", "container", "api")
+		add(1, at, "__name__", "kube_pod_container_resource_limits", "namespace", "shop", "pod", "api-55aa-y2", "resource", "cpu", "container", "api")
+		add(200<<20, at, "__name__", "container_memory_working_set_bytes", "namespace", "shop", "pod", "api-7f9c-x1", "container", "api")
+		add(512<<20, at, "__name__", "kube_pod_container_resource_limits", "namespace", "shop", "pod", "api-7f9c-x1", "resource", "memory", "container", "api")
+	}
+	eng := promql.NewEngine(store, promql.EngineOptions{})
+	vars := Vars{Window: 30 * time.Second, Platform: map[string]string{VarNamespace: "shop", VarDeployment: "api", VarPodTemplateHash: "7f9c"}}
+	for name, want := range map[string]float64{"cpu": 0.5, "memory": 200.0 / 512} {
+		expr, err := Expand(queries[name], vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := eng.Query(context.Background(), expr, t0.Add(60*time.Second))
+		if err != nil || len(v) != 1 {
+			t.Fatalf("%s: %v %v\n%s", name, v, err, expr)
+		}
+		if got := v[0].Value; got < want-0.001 || got > want+0.001 {
+			t.Errorf("%s = %g, want %g (only the new pods, as a share of their limits)", name, got, want)
+		}
+		if !strings.Contains(expr, `pod=~"api-7f9c-.*"`) {
+			t.Errorf("%s does not select the new pods: %s", name, expr)
+		}
+	}
+}
