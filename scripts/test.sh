@@ -65,3 +65,4 @@ go vet ./...
 # many at a time even on two cores.
 log "go test -race"
 go test -race -count=1 -parallel 16 -timeout 25m ./... "$@"
+log "all tests passed in ${SECONDS}s"
