@@ -33,8 +33,8 @@ type Release struct {
 
 // The releases of the demo's story.
 var (
-	Stable = Release{Version: "v1.0.0", Commit: "3f2a9c1", ErrorRatio: 0.001, Latency: 1}
-	Good   = Release{Version: "v1.1.0", Commit: "8be41d0", ErrorRatio: 0.001, Latency: 1}
+	Stable = Release{Version: "v1.0.0", Commit: "3f2a9c1", ErrorRatio: 0.0002, Latency: 1}
+	Good   = Release{Version: "v1.1.0", Commit: "8be41d0", ErrorRatio: 0.0002, Latency: 1}
 	Bad    = Release{Version: "v1.2.0", Commit: "c0ffee5", ErrorRatio: 0.12, Latency: 3}
 )
 
