@@ -88,6 +88,33 @@ func LoadFile(path string) (*Config, error) {
 // Load parses and validates a config; path names it in errors and anchors
 // relative paths.
 func Load(data []byte, path string) (*Config, error) {
+	cfg := Default()
+	cfg.Path = path
+	doc, err := DecodeStrict(data, path, &cfg, func(root *yaml.Node) { presetSections(root, &cfg) })
+	if err != nil {
+		return nil, err
+	}
+	cfg.positions = doc.positions
+	cfg.complete()
+	cfg.validate(doc.probs)
+	if err := doc.Err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Document is a strictly decoded YAML file. It remembers where each field
+// was written so that validation can point at it.
+type Document struct {
+	positions map[string]position
+	probs     *Problems
+}
+
+// DecodeStrict decodes one YAML document into out, a pointer to a struct
+// that already holds its defaults. Unknown and duplicate keys are errors
+// with their positions; preset, if set, sees the root mapping first, to
+// give optional sections present in the file their defaults.
+func DecodeStrict(data []byte, path string, out any, preset func(root *yaml.Node)) (*Document, error) {
 	probs := &Problems{Path: path}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -105,30 +132,33 @@ func Load(data []byte, path string) (*Config, error) {
 		return nil, probs.err()
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		probs.add(position{doc.Line, doc.Column}, "", "want a mapping of settings (service:, target:, metrics: ...)")
+		probs.add(position{doc.Line, doc.Column}, "", "want a mapping of settings")
 		return nil, probs.err()
 	}
 	root := doc.Content[0]
-
-	cfg := Default()
-	cfg.Path = path
-	cfg.positions = map[string]position{"": {root.Line, root.Column}}
-	presetSections(root, &cfg)
-	walk(root, reflect.TypeOf(cfg), "", cfg.positions, probs)
+	d := &Document{positions: map[string]position{"": {root.Line, root.Column}}, probs: probs}
+	if preset != nil {
+		preset(root)
+	}
+	walk(root, reflect.TypeOf(out).Elem(), "", d.positions, probs)
 	if len(probs.Items) > 0 {
 		return nil, probs.err()
 	}
-	if err := root.Decode(&cfg); err != nil {
-		addDecodeErrors(err, probs, root, cfg.positions)
+	if err := root.Decode(out); err != nil {
+		addDecodeErrors(err, probs, root, d.positions)
 		return nil, probs.err()
 	}
-	cfg.complete()
-	cfg.validate(probs)
-	if err := probs.err(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	return d, nil
 }
+
+// Problem records a problem with field, at the place it was written (or
+// its nearest written parent).
+func (d *Document) Problem(field, format string, args ...any) {
+	d.probs.add(lookupPos(d.positions, field), field, format, args...)
+}
+
+// Err returns the problems found, or nil.
+func (d *Document) Err() error { return d.probs.err() }
 
 // presetSections fills the defaults of optional sections that the file
 // has, so that decoding overrides the defaults instead of zero values.

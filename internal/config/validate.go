@@ -21,14 +21,16 @@ var (
 
 // pos returns where a field was written, or where its nearest written
 // parent was.
-func (c *Config) pos(field string) position {
+func (c *Config) pos(field string) position { return lookupPos(c.positions, field) }
+
+func lookupPos(positions map[string]position, field string) position {
 	for f := field; ; {
-		if p, ok := c.positions[f]; ok {
+		if p, ok := positions[f]; ok {
 			return p
 		}
 		i := strings.LastIndexAny(f, ".[")
 		if i < 0 {
-			return c.positions[""]
+			return positions[""]
 		}
 		f = f[:i]
 	}
