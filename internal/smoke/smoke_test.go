@@ -261,4 +261,3 @@ func BenchmarkSuite50(b *testing.B) {
 		})
 	}
 }
-
