@@ -17,6 +17,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
 	"github.com/deploywatch/deploywatch/internal/platform/command"
 	"github.com/deploywatch/deploywatch/internal/platform/kube"
+	"github.com/deploywatch/deploywatch/internal/verify"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -137,6 +138,14 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	}
 	defer closePlatform()
 	opts := []watch.Option{watch.WithObserver(pr), watch.WithLogger(log)}
+	if cfg.Verify != nil {
+		logs, _ := platform.(verify.LogSource)
+		cl, err := verify.New(cfg, logs, a.env)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, watch.WithChecklist(cl))
+	}
 	eng := watch.New(cfg, src, platform, opts...)
 	req := watch.Request{
 		Version: version, StartedAt: started, RunDeploy: runDeploy,

@@ -60,6 +60,8 @@ type Config struct {
 	Judge JudgeDefaults `yaml:"judge"`
 	// Checks replace the default checks when present.
 	Checks []Check `yaml:"checks,omitempty"`
+	// Verify is the post-deploy checklist run in the Verify phase.
+	Verify *Verify `yaml:"verify,omitempty"`
 
 	// Skipped lists default checks that cannot run here, and why.
 	Skipped []SkippedCheck `yaml:"-"`
@@ -70,6 +72,38 @@ type Config struct {
 	Path string `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
 	positions map[string]position
+}
+
+// Verify is the post-deploy checklist. Each item runs when its inputs are
+// configured and is otherwise listed as skipped.
+type Verify struct {
+	// BaseURL is the service's address, for the smoke suite and relative URLs.
+	BaseURL string `yaml:"base_url,omitempty"`
+	// ReadyURL must answer 200 (and "ready", if JSON) within Settle.
+	ReadyURL string `yaml:"ready_url,omitempty"`
+	// InfoURL answers the running version; VersionField (a jq path, default
+	// .commit) must equal --version.
+	InfoURL      string `yaml:"info_url,omitempty"`
+	VersionField string `yaml:"version_field"`
+	// Smoke is a smoke suite file, relative to this file.
+	Smoke string      `yaml:"smoke,omitempty"`
+	Logs  *VerifyLogs `yaml:"logs,omitempty"`
+	// Settle is how long the readiness and version items retry while the
+	// new version comes up. Default 30s.
+	Settle Duration `yaml:"settle"`
+}
+
+// VerifyLogs scans logs for new errors.
+type VerifyLogs struct {
+	// Command prints the logs to scan (non-Kubernetes targets; on
+	// Kubernetes the new pods' logs are read). It gets DEPLOYWATCH_LOGS_SINCE
+	// and DEPLOYWATCH_LOGS_UNTIL (RFC 3339) to select its window.
+	Command string `yaml:"command,omitempty"`
+	// Patterns are regular expressions of an error line. Default
+	// (?i)\berror\b and panic:.
+	Patterns []string `yaml:"patterns,omitempty"`
+	// Window is how far before the deploy the comparison looks. Default 5m.
+	Window Duration `yaml:"window"`
 }
 
 // SkippedCheck is a default check left out, with the reason.

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -174,6 +175,12 @@ func presetSections(root *yaml.Node, cfg *Config) {
 	if t := child(root, "target"); t != nil && child(t, "command") != nil {
 		c := defaultCommandTarget()
 		cfg.Target.Command = &c
+	}
+	if v := child(root, "verify"); v != nil {
+		cfg.Verify = &Verify{VersionField: ".commit", Settle: Duration(30 * time.Second)}
+		if child(v, "logs") != nil {
+			cfg.Verify.Logs = &VerifyLogs{Patterns: []string{`(?i)\berror\b`, `panic:`}, Window: Duration(5 * time.Minute)}
+		}
 	}
 	if t := child(root, "target"); t != nil && child(t, "kubernetes") != nil {
 		k := defaultKubernetesTarget()

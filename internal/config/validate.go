@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/itchyny/gojq"
+
 	"github.com/deploywatch/deploywatch/internal/promql"
 )
 
@@ -54,6 +56,7 @@ func (c *Config) validate(p *Problems) {
 		}
 	}
 	c.validateTarget(bad)
+	c.validateVerify(bad)
 	c.validatePhases(bad)
 	c.validateJudge(bad)
 	if c.Metrics == nil {
@@ -106,6 +109,45 @@ func (c *Config) validateTarget(bad badFunc) {
 	} {
 		if d <= 0 {
 			bad("target.command.timeouts."+field, "must be positive")
+		}
+	}
+}
+
+func (c *Config) validateVerify(bad badFunc) {
+	v := c.Verify
+	if v == nil {
+		return
+	}
+	if v.BaseURL != "" {
+		if u, err := url.Parse(v.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("verify.base_url", "%q: want http(s)://host[:port][/prefix]", v.BaseURL)
+		}
+	}
+	for field, ref := range map[string]string{"verify.ready_url": v.ReadyURL, "verify.info_url": v.InfoURL} {
+		if ref != "" && v.BaseURL == "" && !strings.HasPrefix(ref, "http://") && !strings.HasPrefix(ref, "https://") {
+			bad(field, "%q is relative: set verify.base_url", ref)
+		}
+	}
+	if v.Smoke != "" && v.BaseURL == "" {
+		bad("verify.smoke", "set verify.base_url for the suite's requests")
+	}
+	if _, err := gojq.Parse(v.VersionField); err != nil {
+		bad("verify.version_field", "jq %q: %v", v.VersionField, err)
+	}
+	if v.Settle < 0 {
+		bad("verify.settle", "must not be negative")
+	}
+	if l := v.Logs; l != nil {
+		if l.Command == "" && c.Target.Kubernetes == nil {
+			bad("verify.logs.command", "required on a non-Kubernetes target: the command that prints the logs")
+		}
+		for i, p := range l.Patterns {
+			if _, err := regexp.Compile(p); err != nil {
+				bad(fmt.Sprintf("verify.logs.patterns[%d]", i), "%v", err)
+			}
+		}
+		if l.Window <= 0 {
+			bad("verify.logs.window", "must be positive")
 		}
 	}
 }

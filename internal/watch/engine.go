@@ -240,6 +240,9 @@ func (w *run) start(ctx context.Context) error {
 	case prev != "":
 		w.deploy.PreviousVersion = prev
 	}
+	if w.checklist != nil {
+		w.checklist.Before(ctx, w.deploy)
+	}
 	w.emit(Event{Kind: EventStarted, Deploy: &w.deploy,
 		Message: fmt.Sprintf("deploying %s %s (running: %s)", w.deploy.Service, orUnknown(w.deploy.Version), orUnknown(w.deploy.PreviousVersion))})
 	if ctx.Err() != nil {
@@ -465,16 +468,49 @@ func (w *run) warmup(ctx context.Context) error {
 	return nil
 }
 
-// verify runs the post-deploy checklist; for now: metrics are flowing.
+// verify runs the post-deploy checklist: metrics are flowing, then the
+// configured items (readiness, version, smoke tests, logs). A failed item
+// fails the deploy with the item as the reason.
 func (w *run) verify(ctx context.Context) error {
 	w.beginPhase(PhaseVerify)
 	if err := w.watchHealth(ctx); err != nil {
 		return err
 	}
-	if w.source == nil {
-		w.endPhase(OutcomeSkipped, "no metrics configured")
+	if w.source != nil {
+		if err := w.verifyMetrics(ctx); err != nil {
+			return err
+		}
+	}
+	if w.checklist != nil {
+		for _, it := range w.checklist.Run(ctx, w.deploy) {
+			w.addVerifyItem(it)
+			if ctx.Err() != nil {
+				return errStopped
+			}
+			if it.Outcome == OutcomeFailed {
+				return &failure{reason: "verify " + it.Name + ": " + it.Evidence}
+			}
+		}
+	}
+	if w.source == nil && w.checklist == nil {
+		w.endPhase(OutcomeSkipped, "nothing to verify")
 		return nil
 	}
+	w.endPhase(OutcomePassed, "the post-deploy checklist passed")
+	return nil
+}
+
+func (w *run) addVerifyItem(it VerifyItem) {
+	w.report.Verify = append(w.report.Verify, it)
+	msg := fmt.Sprintf("%s %s", it.Name, it.Outcome)
+	if it.Evidence != "" {
+		msg += ": " + it.Evidence
+	}
+	w.emit(Event{Kind: EventNote, Message: msg})
+}
+
+// verifyMetrics waits, within phases.verify, for the metrics to flow.
+func (w *run) verifyMetrics(ctx context.Context) error {
 	deadline := w.clock.Now().Add(w.cfg.Phases.Verify.D())
 	errStreak := 0
 	for {
@@ -488,12 +524,13 @@ func (w *run) verify(ctx context.Context) error {
 				return &inconclusive{reason: "could not verify that metrics flow: " + err.Error()}
 			}
 		case problem == "":
-			w.endPhase(OutcomePassed, "metrics are flowing")
+			w.addVerifyItem(VerifyItem{Name: "metrics", Outcome: OutcomePassed, Evidence: "the targets are up and the request series exist"})
 			return nil
 		default:
 			errStreak = 0
 		}
 		if !w.clock.Now().Before(deadline) {
+			w.addVerifyItem(VerifyItem{Name: "metrics", Outcome: OutcomeFailed, Evidence: problem})
 			return &failure{reason: fmt.Sprintf("metrics are not flowing %s after the rollout: %s",
 				config.FormatDuration(w.cfg.Phases.Verify.D()), problem)}
 		}
@@ -506,12 +543,18 @@ func (w *run) verify(ctx context.Context) error {
 // metricsFlowing checks that a target is up and, with the default checks,
 // that its request series exist. It returns the problem, if any.
 func (w *run) metricsFlowing(ctx context.Context) (string, error) {
-	m := w.cfg.Metrics
 	qctx, cancel := w.queryContext(ctx)
 	defer cancel()
-	now := w.clock.Now()
+	return MetricsFlowing(qctx, w.source, w.cfg, w.clock.Now())
+}
+
+// MetricsFlowing is the checklist's "metrics flowing" item: up{selector}
+// has a target up and, with the default checks, the request series exist.
+// It returns the problem, or "" when metrics flow.
+func MetricsFlowing(ctx context.Context, q Querier, cfg *config.Config, at time.Time) (string, error) {
+	m := cfg.Metrics
 	up := fmt.Sprintf("up{%s}", m.Selector)
-	vec, err := w.source.Query(qctx, up, now)
+	vec, err := q.Query(ctx, up, at)
 	if err != nil {
 		return "", err
 	}
@@ -527,9 +570,9 @@ func (w *run) metricsFlowing(ctx context.Context) (string, error) {
 	if upCount == 0 {
 		return fmt.Sprintf("%s: none of %d targets is up", up, len(vec)), nil
 	}
-	if w.cfg.DefaultChecks {
+	if cfg.DefaultChecks {
 		req := fmt.Sprintf("count(%s{%s})", m.RequestsMetric, m.Selector)
-		vec, err := w.source.Query(qctx, req, now)
+		vec, err := q.Query(ctx, req, at)
 		if err != nil {
 			return "", err
 		}

@@ -59,11 +59,13 @@ const (
 type Report struct {
 	Verdict Verdict `json:"verdict"`
 	// Reason says why, in one sentence with the evidence.
-	Reason     string          `json:"reason"`
-	Deploy     Deploy          `json:"deploy"`
-	Phases     []*PhaseRecord  `json:"phases"`
-	Checks     []*CheckResult  `json:"checks"`
-	Skipped    []SkippedCheck  `json:"skipped,omitempty"`
+	Reason  string         `json:"reason"`
+	Deploy  Deploy         `json:"deploy"`
+	Phases  []*PhaseRecord `json:"phases"`
+	Checks  []*CheckResult `json:"checks"`
+	Skipped []SkippedCheck `json:"skipped,omitempty"`
+	// Verify lists the post-deploy checklist's items.
+	Verify     []VerifyItem    `json:"verify,omitempty"`
 	DetectedAt *time.Time      `json:"detected_at"`
 	Rollback   *RollbackRecord `json:"rollback"`
 	// Settings are the measured and derived settings the watch used.

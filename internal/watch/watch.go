@@ -80,6 +80,24 @@ type QueryVarser interface {
 	QueryVars(ctx context.Context, d Deploy, baseline bool) map[string]string
 }
 
+// Checklist is the post-deploy checklist run in the Verify phase
+// (readiness, version, smoke tests, logs).
+type Checklist interface {
+	// Before records, at Start, what items compare with after the deploy.
+	Before(ctx context.Context, d Deploy)
+	// Run runs the items after the rollout.
+	Run(ctx context.Context, d Deploy) []VerifyItem
+}
+
+// VerifyItem is one item of the checklist with its evidence.
+type VerifyItem struct {
+	Name string `json:"name"`
+	// Outcome is passed, failed or skipped (an item whose inputs are not
+	// configured, or that cannot run here: never a failure).
+	Outcome  Outcome `json:"outcome"`
+	Evidence string  `json:"evidence,omitempty"`
+}
+
 // Progress is where a rollout stands.
 type Progress struct {
 	Done bool
@@ -133,12 +151,13 @@ type Request struct {
 
 // Engine runs watches. Build it with New.
 type Engine struct {
-	cfg      *config.Config
-	source   Querier
-	platform Platform
-	clock    Clock
-	observer Observer
-	log      *slog.Logger
+	cfg       *config.Config
+	source    Querier
+	platform  Platform
+	clock     Clock
+	observer  Observer
+	log       *slog.Logger
+	checklist Checklist
 }
 
 // Option configures an Engine.
@@ -149,6 +168,9 @@ func WithClock(c Clock) Option { return func(e *Engine) { e.clock = c } }
 
 // WithObserver sets who receives events.
 func WithObserver(o Observer) Option { return func(e *Engine) { e.observer = o } }
+
+// WithChecklist sets the Verify phase's checklist.
+func WithChecklist(c Checklist) Option { return func(e *Engine) { e.checklist = c } }
 
 // WithLogger sets the operator log.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }

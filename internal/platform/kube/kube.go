@@ -7,6 +7,7 @@
 package kube
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -340,6 +342,60 @@ func (t *Target) waitAvailable(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// LogLines reads the log lines the Deployment's pods wrote between since
+// and until (only the new ReplicaSet's pods when newVersion is set). Pods
+// whose logs cannot be read (no kubelet answering) make it an error, so the
+// checklist skips the item rather than judging part of the logs.
+func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersion bool) ([]string, error) {
+	dep, err := t.deployment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := t.podLister.Pods(t.ns).List(sel)
+	if err != nil {
+		return nil, err
+	}
+	hash := ""
+	if newVersion {
+		owned, err := t.owned(dep)
+		if err != nil {
+			return nil, err
+		}
+		if rs := newReplicaSet(dep, owned); rs != nil {
+			hash = rs.Labels[podTemplateHash]
+		}
+	}
+	var lines []string
+	for _, p := range pods {
+		if hash != "" && p.Labels[podTemplateHash] != hash {
+			continue
+		}
+		for _, c := range p.Spec.Containers {
+			st := metav1.NewTime(since)
+			req := t.cs.CoreV1().Pods(t.ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, SinceTime: &st, Timestamps: true})
+			rc, err := req.Stream(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("logs of pod %s container %s: %w", p.Name, c.Name, err)
+			}
+			sc := bufio.NewScanner(io.LimitReader(rc, 16<<20))
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				ts, line, _ := strings.Cut(sc.Text(), " ")
+				if at, err := time.Parse(time.RFC3339Nano, ts); err == nil && at.After(until) {
+					continue
+				}
+				lines = append(lines, p.Name+": "+line)
+			}
+			rc.Close()
+		}
+	}
+	return lines, nil
 }
 
 // GitOpsManager names the GitOps controller managing the Deployment, or "".

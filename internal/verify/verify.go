@@ -1,0 +1,361 @@
+// Package verify is the post-deploy checklist: the service is ready, it
+// runs the version that was deployed, its smoke tests pass, and its logs
+// show no new errors. Each item runs when its inputs are configured (or,
+// for logs, when they can be read) and is otherwise skipped, never failed.
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/smoke"
+	"github.com/deploywatch/deploywatch/internal/watch"
+)
+
+// LogSource reads log lines written between since and until. newVersion
+// asks for the new version's lines only (Kubernetes: the new pods).
+type LogSource interface {
+	LogLines(ctx context.Context, since, until time.Time, newVersion bool) ([]string, error)
+}
+
+// Checklist runs the items of a config's verify section.
+type Checklist struct {
+	v        *config.Verify
+	suite    *smoke.Suite
+	logs     LogSource
+	patterns []*regexp.Regexp
+	client   *http.Client
+	env      func(string) (string, bool)
+	now      func() time.Time
+	poll     time.Duration
+
+	mu     sync.Mutex
+	before *logCount
+}
+
+type logCount struct {
+	matches int
+	window  time.Duration
+	err     error
+}
+
+var _ watch.Checklist = (*Checklist)(nil)
+
+// New prepares the checklist: the smoke suite is loaded (and checked) now.
+// logs may be nil when no log source exists; env looks up the suite's
+// secrets.
+func New(cfg *config.Config, logs LogSource, env func(string) (string, bool)) (*Checklist, error) {
+	v := cfg.Verify
+	c := &Checklist{v: v, logs: logs, env: env, now: time.Now, poll: time.Second,
+		client: &http.Client{Timeout: 10 * time.Second}}
+	if v.Smoke != "" {
+		s, err := smoke.LoadFile(cfg.Resolve(v.Smoke))
+		if err != nil {
+			return nil, err
+		}
+		c.suite = s
+	}
+	if v.Logs != nil {
+		for _, p := range v.Logs.Patterns {
+			c.patterns = append(c.patterns, regexp.MustCompile(p)) // validated at load
+		}
+		if v.Logs.Command != "" {
+			c.logs = CommandLogs{Command: v.Logs.Command}
+		}
+	}
+	return c, nil
+}
+
+// Before counts the error lines of the window before the deploy.
+func (c *Checklist) Before(ctx context.Context, d watch.Deploy) {
+	if c.v.Logs == nil || c.logs == nil {
+		return
+	}
+	w := c.v.Logs.Window.D()
+	lines, err := c.logs.LogLines(ctx, d.StartedAt.Add(-w), d.StartedAt, false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.before = &logCount{matches: len(c.match(lines)), window: w, err: err}
+}
+
+// Run runs every item in order: ready, version, smoke, logs.
+func (c *Checklist) Run(ctx context.Context, d watch.Deploy) []watch.VerifyItem {
+	return []watch.VerifyItem{c.ready(ctx), c.version(ctx, d), c.smoke(ctx), c.logScan(ctx, d)}
+}
+
+func (c *Checklist) url(ref string) string {
+	if strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") {
+		return ref
+	}
+	return strings.TrimSuffix(c.v.BaseURL, "/") + "/" + strings.TrimPrefix(ref, "/")
+}
+
+func skipped(name, why string) watch.VerifyItem {
+	return watch.VerifyItem{Name: name, Outcome: watch.OutcomeSkipped, Evidence: why}
+}
+
+func failed(name, format string, args ...any) watch.VerifyItem {
+	return watch.VerifyItem{Name: name, Outcome: watch.OutcomeFailed, Evidence: fmt.Sprintf(format, args...)}
+}
+
+func passed(name, format string, args ...any) watch.VerifyItem {
+	return watch.VerifyItem{Name: name, Outcome: watch.OutcomePassed, Evidence: fmt.Sprintf(format, args...)}
+}
+
+// retry calls f until it succeeds or settle passes; it returns the last
+// attempt's result.
+func (c *Checklist) retry(ctx context.Context, f func() (ok bool)) {
+	deadline := c.now().Add(c.v.Settle.D())
+	for !f() && c.now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.poll):
+		}
+	}
+}
+
+// get fetches a URL: status, body (bounded) and an error for a request
+// that could not be made.
+func (c *Checklist) get(ctx context.Context, u string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("User-Agent", "deploywatch-verify")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+func (c *Checklist) ready(ctx context.Context) watch.VerifyItem {
+	if c.v.ReadyURL == "" {
+		return skipped("ready", "no verify.ready_url")
+	}
+	u := c.url(c.v.ReadyURL)
+	var item watch.VerifyItem
+	c.retry(ctx, func() bool {
+		code, body, err := c.get(ctx, u)
+		switch {
+		case err != nil:
+			item = failed("ready", "GET %s: %v", u, err)
+		case code != http.StatusOK:
+			item = failed("ready", "GET %s answered %d: %s", u, code, snippet(body))
+		default:
+			var doc struct {
+				Status *string `json:"status"`
+			}
+			if json.Unmarshal(body, &doc) == nil && doc.Status != nil && *doc.Status != "ready" && *doc.Status != "ok" {
+				item = failed("ready", "GET %s answered 200 but status %q: %s", u, *doc.Status, snippet(body))
+			} else {
+				item = passed("ready", "GET %s answered 200 %s", u, snippet(body))
+			}
+		}
+		return item.Outcome == watch.OutcomePassed
+	})
+	return item
+}
+
+func (c *Checklist) version(ctx context.Context, d watch.Deploy) watch.VerifyItem {
+	switch {
+	case c.v.InfoURL == "":
+		return skipped("version", "no verify.info_url")
+	case d.Version == "":
+		return skipped("version", "no --version to compare with")
+	}
+	q, err := gojq.Parse(c.v.VersionField)
+	if err != nil {
+		return failed("version", "version_field %q: %v", c.v.VersionField, err)
+	}
+	u := c.url(c.v.InfoURL)
+	var item watch.VerifyItem
+	c.retry(ctx, func() bool {
+		code, body, err := c.get(ctx, u)
+		if err != nil || code != http.StatusOK {
+			item = failed("version", "GET %s: %d %v %s", u, code, err, snippet(body))
+			return false
+		}
+		var doc any
+		if err := json.Unmarshal(body, &doc); err != nil {
+			item = failed("version", "GET %s is not JSON: %s", u, snippet(body))
+			return false
+		}
+		v, _ := q.Run(doc).Next()
+		got, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v)
+			got = string(b)
+		}
+		if got != d.Version {
+			item = failed("version", "the service runs %s %s, but %s was deployed", c.v.VersionField, got, d.Version)
+			return false
+		}
+		item = passed("version", "%s is %s", c.v.VersionField, got)
+		return true
+	})
+	return item
+}
+
+func (c *Checklist) smoke(ctx context.Context) watch.VerifyItem {
+	if c.suite == nil {
+		return skipped("smoke", "no verify.smoke suite")
+	}
+	rep, err := c.suite.Run(ctx, smoke.Options{BaseURL: c.v.BaseURL, Env: c.env})
+	if err != nil {
+		return failed("smoke", "%v", err)
+	}
+	if rep.OK() {
+		return passed("smoke", "%s", rep.Summary())
+	}
+	var why []string
+	for _, r := range rep.Results {
+		if !r.Passed {
+			why = append(why, r.Name+": "+strings.Join(r.Reasons, "; "))
+		}
+	}
+	return failed("smoke", "%s: %s", rep.Summary(), strings.Join(why, " | "))
+}
+
+// logScan counts error lines since the deploy and compares their rate with
+// the window before it, so a service that always logs some errors is
+// judged on the increase: it fails when an exact Poisson test is 99% sure
+// the rate went up (with no errors before, any error line is new).
+func (c *Checklist) logScan(ctx context.Context, d watch.Deploy) watch.VerifyItem {
+	if c.v.Logs == nil {
+		return skipped("logs", "no verify.logs")
+	}
+	if c.logs == nil {
+		return skipped("logs", "no log source on this target")
+	}
+	now := c.now()
+	lines, err := c.logs.LogLines(ctx, d.StartedAt, now, true)
+	if err != nil {
+		return skipped("logs", "the logs could not be read: "+err.Error())
+	}
+	hits := c.match(lines)
+	c.mu.Lock()
+	before := c.before
+	c.mu.Unlock()
+	after := now.Sub(d.StartedAt)
+	if len(hits) == 0 {
+		return passed("logs", "no error lines among %d since the deploy", len(lines))
+	}
+	sample := strings.Join(hits[:min(3, len(hits))], " | ")
+	if before == nil || before.err != nil {
+		return failed("logs", "%d error lines since the deploy (nothing to compare with before it): %s", len(hits), sample)
+	}
+	expected := float64(before.matches) / before.window.Seconds() * after.Seconds()
+	if p := poissonAtLeast(float64(len(hits)), expected); p > 0.01 {
+		return passed("logs", "%d error lines since the deploy, about as many as before it (%d in %s)", len(hits), before.matches, before.window)
+	}
+	return failed("logs", "%d error lines since the deploy against %d in the %s before it: %s", len(hits), before.matches, before.window, sample)
+}
+
+func (c *Checklist) match(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		for _, p := range c.patterns {
+			if p.MatchString(l) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// poissonAtLeast is P(X >= k) for X ~ Poisson(mean), by summing the
+// lower tail; counts of log lines are small.
+func poissonAtLeast(k, mean float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if mean <= 0 {
+		return 0
+	}
+	sum, term := 0.0, math.Exp(-mean)
+	for i := 0; float64(i) < k; i++ {
+		sum += term
+		term *= mean / float64(i+1)
+	}
+	return math.Max(0, 1-sum)
+}
+
+func snippet(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+// CommandLogs runs a shell command and reads its output as log lines. The
+// command gets DEPLOYWATCH_LOGS_SINCE and DEPLOYWATCH_LOGS_UNTIL (RFC 3339)
+// to select its window, e.g.
+// journalctl -u api --since "$DEPLOYWATCH_LOGS_SINCE" --until "$DEPLOYWATCH_LOGS_UNTIL".
+type CommandLogs struct {
+	Command string
+}
+
+// LogLines runs the command, bounded to a minute and 16 MiB of output.
+func (l CommandLogs) LogLines(ctx context.Context, since, until time.Time, _ bool) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", l.Command)
+	cmd.Env = append(os.Environ(),
+		"DEPLOYWATCH_LOGS_SINCE="+since.UTC().Format(time.RFC3339),
+		"DEPLOYWATCH_LOGS_UNTIL="+until.UTC().Format(time.RFC3339))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout = &limited{w: &out, n: 16 << 20}
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("logs command: %w", err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines, sc.Err()
+}
+
+type limited struct {
+	w io.Writer
+	n int
+}
+
+// Write keeps the first n bytes and discards the rest.
+func (l *limited) Write(p []byte) (int, error) {
+	n := len(p)
+	if l.n <= 0 {
+		return n, nil
+	}
+	if len(p) > l.n {
+		p = p[:l.n]
+	}
+	l.n -= len(p)
+	_, err := l.w.Write(p)
+	return n, err
+}
