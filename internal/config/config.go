@@ -62,6 +62,10 @@ type Config struct {
 	Checks []Check `yaml:"checks,omitempty"`
 	// Verify is the post-deploy checklist run in the Verify phase.
 	Verify *Verify `yaml:"verify,omitempty"`
+	// Notify lists where the watch is announced; each entry names one sink.
+	Notify []Notify `yaml:"notify,omitempty"`
+	// DashboardURL is linked from notifications.
+	DashboardURL string `yaml:"dashboard_url,omitempty"`
 
 	// Skipped lists default checks that cannot run here, and why.
 	Skipped []SkippedCheck `yaml:"-"`
@@ -72,6 +76,54 @@ type Config struct {
 	Path string `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
 	positions map[string]position
+}
+
+// Notify is one notification sink: exactly one field is set. Secrets
+// (webhook URLs, tokens, keys) come from *_env or *_file.
+type Notify struct {
+	Slack   *SlackSink   `yaml:"slack,omitempty"`
+	Grafana *GrafanaSink `yaml:"grafana,omitempty"`
+	Datadog *DatadogSink `yaml:"datadog,omitempty"`
+	Webhook *WebhookSink `yaml:"webhook,omitempty"`
+}
+
+// SlackSink is an incoming webhook. Default events: started, verdict and
+// the rollback's.
+type SlackSink struct {
+	WebhookURLEnv  string   `yaml:"webhook_url_env,omitempty"`
+	WebhookURLFile string   `yaml:"webhook_url_file,omitempty"`
+	Events         []string `yaml:"events,omitempty"`
+}
+
+// GrafanaSink opens a region annotation at the start and closes it at the
+// verdict. URL is Grafana's base address.
+type GrafanaSink struct {
+	URL          string   `yaml:"url"`
+	TokenEnv     string   `yaml:"token_env,omitempty"`
+	TokenFile    string   `yaml:"token_file,omitempty"`
+	DashboardUID string   `yaml:"dashboard_uid,omitempty"`
+	PanelID      int      `yaml:"panel_id,omitempty"`
+	Tags         []string `yaml:"tags,omitempty"`
+	Events       []string `yaml:"events,omitempty"`
+}
+
+// DatadogSink posts events to Datadog's v1 API on Site (default
+// datadoghq.com), or to URL (proxies, tests).
+type DatadogSink struct {
+	APIKeyEnv  string   `yaml:"api_key_env,omitempty"`
+	APIKeyFile string   `yaml:"api_key_file,omitempty"`
+	Site       string   `yaml:"site,omitempty"`
+	URL        string   `yaml:"url,omitempty"`
+	Events     []string `yaml:"events,omitempty"`
+}
+
+// WebhookSink posts every message as JSON to URL, signed with
+// X-Deploywatch-Signature when a secret is set.
+type WebhookSink struct {
+	URL        string   `yaml:"url"`
+	SecretEnv  string   `yaml:"secret_env,omitempty"`
+	SecretFile string   `yaml:"secret_file,omitempty"`
+	Events     []string `yaml:"events,omitempty"`
 }
 
 // Verify is the post-deploy checklist. Each item runs when its inputs are

@@ -132,6 +132,8 @@ func TestBadFiles(t *testing.T) {
 		"secret-in-url": {"metrics.prometheus.url: credentials do not belong in the URL"},
 		"empty":         {"empty.bad.yaml: the file is empty"},
 		"two-sources":   {"two-sources.bad.yaml:9:5: metrics.embedded: choose one metric source"},
+		"notify": {"notify.bad.yaml:10:12: notify[0].slack.webhook_url_env: required", "notify[1].datadog.site: \"datadog.com\" is not a Datadog site",
+			"notify[2]: each entry names exactly one sink", "notify[2]: event \"deployed\""},
 	}
 	for name, wants := range cases {
 		t.Run(name, func(t *testing.T) {

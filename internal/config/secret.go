@@ -29,6 +29,10 @@ func (c *Config) PrometheusCredentials() (token, username, password string, err 
 	return token, username, password, nil
 }
 
+// Secret reads the secret of field from the environment variable env or
+// the file (relative to the config file); errors point at the field.
+func (c *Config) Secret(field, env, file string) (string, error) { return c.secret(field, env, file) }
+
 // secret reads a secret from the environment variable env or from file
 // (relative to the config file). Neither set is no secret.
 func (c *Config) secret(field, env, file string) (string, error) {

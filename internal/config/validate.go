@@ -57,6 +57,7 @@ func (c *Config) validate(p *Problems) {
 	}
 	c.validateTarget(bad)
 	c.validateVerify(bad)
+	c.validateNotify(bad)
 	c.validatePhases(bad)
 	c.validateJudge(bad)
 	if c.Metrics == nil {
@@ -148,6 +149,78 @@ func (c *Config) validateVerify(bad badFunc) {
 		}
 		if l.Window <= 0 {
 			bad("verify.logs.window", "must be positive")
+		}
+	}
+}
+
+var notifyKinds = map[string]bool{"started": true, "breached": true, "verdict": true, "phase": true,
+	"rollback_started": true, "rollback_done": true, "rollback_failed": true}
+
+var datadogSites = map[string]bool{"datadoghq.com": true, "us3.datadoghq.com": true, "us5.datadoghq.com": true,
+	"datadoghq.eu": true, "ap1.datadoghq.com": true, "ddog-gov.com": true}
+
+func (c *Config) validateNotify(bad badFunc) {
+	httpURL := func(field, u string) {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(field, "%q: want http(s)://host[:port][/path]", u)
+		} else if p.User != nil {
+			bad(field, "credentials do not belong in the URL: use the *_env or *_file setting")
+		}
+	}
+	secret := func(field, env, file string, required bool) {
+		switch {
+		case env != "" && file != "":
+			bad(field+"_file", "set %s_env or %s_file, not both", field[strings.LastIndex(field, ".")+1:], field[strings.LastIndex(field, ".")+1:])
+		case env != "" && !envRE.MatchString(env):
+			bad(field+"_env", "%q is not an environment variable name", env)
+		case required && env == "" && file == "":
+			bad(field+"_env", "required: the environment variable that holds the secret")
+		}
+	}
+	if c.DashboardURL != "" {
+		httpURL("dashboard_url", c.DashboardURL)
+	}
+	for i, n := range c.Notify {
+		at := func(f string) string { return fmt.Sprintf("notify[%d].%s", i, f) }
+		set := 0
+		var events []string
+		if s := n.Slack; s != nil {
+			set++
+			secret(at("slack.webhook_url"), s.WebhookURLEnv, s.WebhookURLFile, true)
+			events = append(events, s.Events...)
+		}
+		if g := n.Grafana; g != nil {
+			set++
+			httpURL(at("grafana.url"), g.URL)
+			secret(at("grafana.token"), g.TokenEnv, g.TokenFile, true)
+			events = append(events, g.Events...)
+		}
+		if d := n.Datadog; d != nil {
+			set++
+			secret(at("datadog.api_key"), d.APIKeyEnv, d.APIKeyFile, true)
+			switch {
+			case d.URL != "" && d.Site != "":
+				bad(at("datadog.url"), "set site or url, not both")
+			case d.URL != "":
+				httpURL(at("datadog.url"), d.URL)
+			case d.Site != "" && !datadogSites[d.Site]:
+				bad(at("datadog.site"), "%q is not a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, ddog-gov.com)", d.Site)
+			}
+			events = append(events, d.Events...)
+		}
+		if w := n.Webhook; w != nil {
+			set++
+			httpURL(at("webhook.url"), w.URL)
+			secret(at("webhook.secret"), w.SecretEnv, w.SecretFile, false)
+			events = append(events, w.Events...)
+		}
+		if set != 1 {
+			bad(fmt.Sprintf("notify[%d]", i), "each entry names exactly one sink: slack, grafana, datadog or webhook")
+		}
+		for _, e := range events {
+			if !notifyKinds[e] {
+				bad(fmt.Sprintf("notify[%d]", i), "event %q: want started, breached, phase, verdict, rollback_started, rollback_done or rollback_failed", e)
+			}
 		}
 	}
 }
