@@ -15,6 +15,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
+	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/platform/command"
 	"github.com/deploywatch/deploywatch/internal/platform/kube"
 	"github.com/deploywatch/deploywatch/internal/verify"
@@ -137,7 +138,11 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		return err
 	}
 	defer closePlatform()
-	opts := []watch.Option{watch.WithObserver(pr), watch.WithLogger(log)}
+	disp, err := a.dispatcher(cfg)
+	if err != nil {
+		return err
+	}
+	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log)}
 	if cfg.Verify != nil {
 		logs, _ := platform.(verify.LogSource)
 		cl, err := verify.New(cfg, logs, a.env)
@@ -152,6 +157,10 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		TriggeredBy: a.triggeredBy(), Abort: a.abort,
 	}
 	rep := eng.Run(ctx, req)
+	// Notifications never delayed the watch; now they get a bounded time to
+	// finish, so the verdict message and the annotation's close are sent.
+	disp.Flush(flushTimeout)
+	rep.Deliveries = append(rep.Deliveries, disp.Deliveries()...)
 	pr.close()
 	if f.report != "" {
 		if err := rep.WriteFile(f.report); err != nil {
