@@ -29,14 +29,14 @@ func (a *app) sinks(cfg *config.Config) ([]notify.Sink, error) {
 		at := fmt.Sprintf("notify[%d].", i)
 		switch {
 		case n.Slack != nil:
-			u, err := cfg.Secret(at+"slack.webhook_url", n.Slack.WebhookURLEnv, n.Slack.WebhookURLFile)
+			u, err := cfg.Secret(a.env, at+"slack.webhook_url", n.Slack.WebhookURLEnv, n.Slack.WebhookURLFile)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, slack.New(u, n.Slack.Events, client))
 		case n.Grafana != nil:
 			g := n.Grafana
-			tok, err := cfg.Secret(at+"grafana.token", g.TokenEnv, g.TokenFile)
+			tok, err := cfg.Secret(a.env, at+"grafana.token", g.TokenEnv, g.TokenFile)
 			if err != nil {
 				return nil, err
 			}
@@ -44,7 +44,7 @@ func (a *app) sinks(cfg *config.Config) ([]notify.Sink, error) {
 				PanelID: g.PanelID, Tags: g.Tags, Events: g.Events, Client: client}))
 		case n.Datadog != nil:
 			d := n.Datadog
-			key, err := cfg.Secret(at+"datadog.api_key", d.APIKeyEnv, d.APIKeyFile)
+			key, err := cfg.Secret(a.env, at+"datadog.api_key", d.APIKeyEnv, d.APIKeyFile)
 			if err != nil {
 				return nil, err
 			}
@@ -59,7 +59,7 @@ func (a *app) sinks(cfg *config.Config) ([]notify.Sink, error) {
 			out = append(out, datadog.New(base, key, d.Events, client))
 		case n.Webhook != nil:
 			w := n.Webhook
-			secret, err := cfg.Secret(at+"webhook.secret", w.SecretEnv, w.SecretFile)
+			secret, err := cfg.Secret(a.env, at+"webhook.secret", w.SecretEnv, w.SecretFile)
 			if err != nil {
 				return nil, err
 			}

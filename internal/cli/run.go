@@ -222,7 +222,7 @@ func (a *app) source(cfg *config.Config, log *slog.Logger) (watch.Querier, error
 		}
 		return src, nil
 	}
-	token, user, pass, err := cfg.PrometheusCredentials()
+	token, user, pass, err := cfg.PrometheusCredentials(a.env)
 	if err != nil {
 		return nil, err
 	}

@@ -185,11 +185,11 @@ func TestSecretsComeFromEnvAndFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := c.PrometheusCredentials(); err == nil || !strings.Contains(err.Error(), "DW_TEST_TOKEN is not set") || !strings.Contains(err.Error(), "dw.yaml:12:23") {
+	if _, _, _, err := c.PrometheusCredentials(nil); err == nil || !strings.Contains(err.Error(), "DW_TEST_TOKEN is not set") || !strings.Contains(err.Error(), "dw.yaml:12:23") {
 		t.Errorf("err = %v, want the variable and its position", err)
 	}
 	t.Setenv("DW_TEST_TOKEN", "tok-from-env")
-	if tok, _, _, err := c.PrometheusCredentials(); err != nil || tok != "tok-from-env" {
+	if tok, _, _, err := c.PrometheusCredentials(nil); err != nil || tok != "tok-from-env" {
 		t.Errorf("token = %q, %v", tok, err)
 	}
 	withFile := strings.Replace(base, "url: http://127.0.0.1:9090", "url: http://127.0.0.1:9090\n    bearer_token_file: token", 1)
@@ -197,7 +197,7 @@ func TestSecretsComeFromEnvAndFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok, _, _, err := c.PrometheusCredentials(); err != nil || tok != "tok-from-file" {
+	if tok, _, _, err := c.PrometheusCredentials(nil); err != nil || tok != "tok-from-file" {
 		t.Errorf("token = %q, %v", tok, err)
 	}
 }

@@ -10,17 +10,17 @@ import (
 // PrometheusCredentials reads the metric source's secrets from the
 // environment and files named in the config. Errors name the field and
 // the variable or file, never the value.
-func (c *Config) PrometheusCredentials() (token, username, password string, err error) {
+func (c *Config) PrometheusCredentials(lookup func(string) (string, bool)) (token, username, password string, err error) {
 	if c.Metrics == nil || c.Metrics.Prometheus == nil {
 		return "", "", "", nil
 	}
 	pr := c.Metrics.Prometheus
-	token, err = c.secret("metrics.prometheus.bearer_token", pr.BearerTokenEnv, pr.BearerTokenFile)
+	token, err = c.Secret(lookup, "metrics.prometheus.bearer_token", pr.BearerTokenEnv, pr.BearerTokenFile)
 	if err != nil {
 		return "", "", "", err
 	}
 	if ba := pr.BasicAuth; ba != nil {
-		password, err = c.secret("metrics.prometheus.basic_auth.password", ba.PasswordEnv, ba.PasswordFile)
+		password, err = c.Secret(lookup, "metrics.prometheus.basic_auth.password", ba.PasswordEnv, ba.PasswordFile)
 		if err != nil {
 			return "", "", "", err
 		}
@@ -29,16 +29,17 @@ func (c *Config) PrometheusCredentials() (token, username, password string, err 
 	return token, username, password, nil
 }
 
-// Secret reads the secret of field from the environment variable env or
-// the file (relative to the config file); errors point at the field.
-func (c *Config) Secret(field, env, file string) (string, error) { return c.secret(field, env, file) }
-
-// secret reads a secret from the environment variable env or from file
-// (relative to the config file). Neither set is no secret.
-func (c *Config) secret(field, env, file string) (string, error) {
+// Secret reads the secret of field from the environment variable env
+// (through lookup, os.LookupEnv when nil) or from file (relative to the
+// config file). Neither set is no secret. Errors point at the field and
+// name the variable or file, never the value.
+func (c *Config) Secret(lookup func(string) (string, bool), field, env, file string) (string, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
 	switch {
 	case env != "":
-		v, ok := os.LookupEnv(env)
+		v, ok := lookup(env)
 		if !ok || v == "" {
 			return "", c.problem(field+"_env", "environment variable %s is not set", env)
 		}
