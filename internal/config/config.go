@@ -64,8 +64,12 @@ type Config struct {
 	Verify *Verify `yaml:"verify,omitempty"`
 	// Notify lists where the watch is announced; each entry names one sink.
 	Notify []Notify `yaml:"notify,omitempty"`
-	// DashboardURL is linked from notifications.
+	// DashboardURL is linked from notifications and alerts.
 	DashboardURL string `yaml:"dashboard_url,omitempty"`
+	// Alerts tunes `deploywatch generate alerts`.
+	Alerts Alerts `yaml:"alerts"`
+	// Dashboard tunes `deploywatch generate dashboard`.
+	Dashboard Dashboard `yaml:"dashboard"`
 
 	// Skipped lists default checks that cannot run here, and why.
 	Skipped []SkippedCheck `yaml:"-"`
@@ -76,6 +80,34 @@ type Config struct {
 	Path string `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
 	positions map[string]position
+}
+
+// Alerts tunes the generated Prometheus alert rules.
+type Alerts struct {
+	// For is how long a condition must hold before it fires. Default 5m.
+	For Duration `yaml:"for"`
+	// Window is the range of the rules' rates. Default 5m.
+	Window Duration `yaml:"window"`
+	// RunbookURL is linked from every alert.
+	RunbookURL string `yaml:"runbook_url,omitempty"`
+	// SLO, e.g. 99.9%, adds multi-window burn-rate alerts on the error
+	// ratio (the Google SRE workbook's 14.4x over 1h/5m and 6x over 6h/30m).
+	SLO Quantity `yaml:"slo,omitempty"`
+}
+
+// Dashboard tunes the generated Grafana dashboard.
+type Dashboard struct {
+	// Business panels fill the fourth row (active users, orders per
+	// minute, revenue); without them the row explains how to add them.
+	Business []BusinessPanel `yaml:"business,omitempty"`
+}
+
+// BusinessPanel is one panel of the business row.
+type BusinessPanel struct {
+	Title string `yaml:"title"`
+	Query string `yaml:"query"`
+	// Unit is a Grafana unit, e.g. short, currencyUSD, reqps.
+	Unit string `yaml:"unit,omitempty"`
 }
 
 // Notify is one notification sink: exactly one field is set. Secrets
@@ -405,6 +437,7 @@ func Default() Config {
 		},
 		OnFailure:      PolicyRollback,
 		OnInconclusive: PolicyNotify,
+		Alerts:         Alerts{For: Duration(5 * time.Minute), Window: Duration(5 * time.Minute)},
 		Judge: JudgeDefaults{
 			FailureLimit: 2,
 			ErrorLimit:   3,

@@ -58,6 +58,7 @@ func (c *Config) validate(p *Problems) {
 	c.validateTarget(bad)
 	c.validateVerify(bad)
 	c.validateNotify(bad)
+	c.validateGenerate(bad)
 	c.validatePhases(bad)
 	c.validateJudge(bad)
 	if c.Metrics == nil {
@@ -149,6 +150,31 @@ func (c *Config) validateVerify(bad badFunc) {
 		}
 		if l.Window <= 0 {
 			bad("verify.logs.window", "must be positive")
+		}
+	}
+}
+
+func (c *Config) validateGenerate(bad badFunc) {
+	if c.Alerts.For < 0 {
+		bad("alerts.for", "must not be negative")
+	}
+	if c.Alerts.Window.D() < time.Minute {
+		bad("alerts.window", "at least 1m: alerts look at minutes, not scrapes")
+	}
+	if c.Alerts.SLO != 0 && (c.Alerts.SLO <= 0.5 || c.Alerts.SLO >= 1) {
+		bad("alerts.slo", "%g: want an objective such as 99.9%%", float64(c.Alerts.SLO))
+	}
+	if c.Alerts.RunbookURL != "" {
+		if u, err := url.Parse(c.Alerts.RunbookURL); err != nil || u.Host == "" {
+			bad("alerts.runbook_url", "%q is not a URL", c.Alerts.RunbookURL)
+		}
+	}
+	for i, p := range c.Dashboard.Business {
+		if p.Title == "" {
+			bad(fmt.Sprintf("dashboard.business[%d].title", i), "required")
+		}
+		if err := promql.Check(strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m").Replace(p.Query)); err != nil {
+			bad(fmt.Sprintf("dashboard.business[%d].query", i), "PromQL: %v", err)
 		}
 	}
 }
