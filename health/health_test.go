@@ -109,25 +109,40 @@ func TestProbesDoNotStampede(t *testing.T) {
 	for range 20 {
 		get(t, h.ReadyHandler(), "/")
 	}
-	if el := time.Since(start); el > 150*time.Millisecond {
+	if el := time.Since(start); el > time.Second { // waiting for the dependency would take 4s
 		t.Errorf("20 probes on a stale cache took %s: they waited for the dependency", el)
 	}
 }
 
 func TestFailureThreshold(t *testing.T) {
 	var fail atomic.Bool
+	var runs atomic.Int32
 	c := CheckerFunc(func(context.Context) error {
+		defer runs.Add(1)
 		if fail.Load() {
 			return errors.New("blip")
 		}
 		return nil
 	})
 	h := New(WithCheck("db", c, FailureThreshold(3)), WithCacheTTL(0))
+	idle := func() bool {
+		ch := h.checks[0]
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		return ch.running == nil
+	}
 	ready := func() (int, string) {
-		// With a zero TTL every probe starts a refresh; wait for it so
-		// each probe sees one more run.
+		// With a zero TTL each probe starts one background refresh; wait
+		// for it to finish so that the next probe reads one more run.
+		before := runs.Load()
 		get(t, h.ReadyHandler(), "/")
-		time.Sleep(20 * time.Millisecond)
+		deadline := time.Now().Add(5 * time.Second)
+		for runs.Load() <= before || !idle() {
+			if time.Now().After(deadline) {
+				t.Fatal("the background refresh did not finish")
+			}
+			time.Sleep(time.Millisecond)
+		}
 		code, body, _ := get(t, h.ReadyHandler(), "/")
 		return code, body["checks"].(map[string]any)["db"].(string)
 	}
