@@ -53,6 +53,10 @@ func poissonAtMost(k, mean float64) float64 {
 	return regGammaQ(k+1, mean)
 }
 
+// PoissonAtLeast returns P(X >= k) for X ~ Poisson(mean): how surprising k
+// events are when mean were expected.
+func PoissonAtLeast(k, mean float64) float64 { return poissonAtLeast(k, mean) }
+
 // poissonAtLeast returns P(X >= k) for X ~ Poisson(mean).
 func poissonAtLeast(k, mean float64) float64 {
 	switch {

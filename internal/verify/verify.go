@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/smoke"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
@@ -265,7 +265,7 @@ func (c *Checklist) logScan(ctx context.Context, d watch.Deploy) watch.VerifyIte
 		return failed("logs", "%d error lines since the deploy (nothing to compare with before it): %s", len(hits), sample)
 	}
 	expected := float64(before.matches) / before.window.Seconds() * after.Seconds()
-	if p := poissonAtLeast(float64(len(hits)), expected); p > 0.01 {
+	if p := judge.PoissonAtLeast(float64(len(hits)), expected); p > 0.01 {
 		return passed("logs", "%d error lines since the deploy, about as many as before it (%d in %s)", len(hits), before.matches, before.window)
 	}
 	return failed("logs", "%d error lines since the deploy against %d in the %s before it: %s", len(hits), before.matches, before.window, sample)
@@ -282,23 +282,6 @@ func (c *Checklist) match(lines []string) []string {
 		}
 	}
 	return out
-}
-
-// poissonAtLeast is P(X >= k) for X ~ Poisson(mean), by summing the
-// lower tail; counts of log lines are small.
-func poissonAtLeast(k, mean float64) float64 {
-	if k <= 0 {
-		return 1
-	}
-	if mean <= 0 {
-		return 0
-	}
-	sum, term := 0.0, math.Exp(-mean)
-	for i := 0; float64(i) < k; i++ {
-		sum += term
-		term *= mean / float64(i+1)
-	}
-	return math.Max(0, 1-sum)
 }
 
 func snippet(b []byte) string {
