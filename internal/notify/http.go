@@ -7,9 +7,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/textutil"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -66,25 +66,10 @@ func retryAfter(resp *http.Response) time.Duration {
 	return 0
 }
 
-func snippet(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	if s == "" {
-		return "(empty body)"
-	}
-	return s
-}
+func snippet(b []byte) string { return textutil.Excerpt(b, 200) }
 
 // Truncate cuts s to at most n runes, marking the cut.
-func Truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
+func Truncate(s string, n int) string { return textutil.Truncate(s, n) }
 
 // Title is the one-line headline of a message.
 func (m Message) Title() string {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // maxBody bounds how much of an answer is read and judged.
@@ -394,15 +395,4 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-var space = regexp.MustCompile(`\s+`)
-
-func snippet(b []byte) string {
-	s := space.ReplaceAllString(strings.TrimSpace(string(b)), " ")
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	if s == "" {
-		return "(empty)"
-	}
-	return s
-}
+func snippet(b []byte) string { return textutil.Excerpt(b, 160) }

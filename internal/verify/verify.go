@@ -25,6 +25,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/smoke"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -284,13 +285,7 @@ func (c *Checklist) match(lines []string) []string {
 	return out
 }
 
-func snippet(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	return s
-}
+func snippet(b []byte) string { return textutil.Excerpt(b, 160) }
 
 // CommandLogs runs a shell command and reads its output as log lines. The
 // command gets DEPLOYWATCH_LOGS_SINCE and DEPLOYWATCH_LOGS_UNTIL (RFC 3339)
