@@ -131,18 +131,23 @@ func TestFailureThreshold(t *testing.T) {
 		defer ch.mu.Unlock()
 		return ch.running == nil
 	}
-	ready := func() (int, string) {
-		// With a zero TTL each probe starts one background refresh; wait
-		// for it to finish so that the next probe reads one more run.
-		before := runs.Load()
-		get(t, h.ReadyHandler(), "/")
+	waitIdle := func(cond func() bool) {
 		deadline := time.Now().Add(5 * time.Second)
-		for runs.Load() <= before || !idle() {
+		for !cond() || !idle() {
 			if time.Now().After(deadline) {
 				t.Fatal("the background refresh did not finish")
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+	ready := func() (int, string) {
+		// With a zero TTL a probe starts a background refresh unless one
+		// runs: wait until none runs, probe, and wait for that refresh, so
+		// that the next probe reads exactly one more run.
+		waitIdle(func() bool { return true })
+		before := runs.Load()
+		get(t, h.ReadyHandler(), "/")
+		waitIdle(func() bool { return runs.Load() > before })
 		code, body, _ := get(t, h.ReadyHandler(), "/")
 		return code, body["checks"].(map[string]any)["db"].(string)
 	}
