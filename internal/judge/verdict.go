@@ -5,7 +5,6 @@
 package judge
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -380,28 +379,6 @@ func secs(v float64) string {
 }
 
 func quantileName(q float64) string { return fmt.Sprintf("%g", q*100) }
-
-// verdictJSON is the wire form of a Verdict; NaN becomes null.
-type verdictJSON struct {
-	Status          Status   `json:"verdict"`
-	Value           *float64 `json:"value"`
-	Baseline        *float64 `json:"baseline"`
-	Line            *float64 `json:"line"`
-	Samples         *float64 `json:"samples"`
-	Confidence      *float64 `json:"confidence"`
-	BreachingBefore bool     `json:"breaching_before,omitempty"`
-	Reason          string   `json:"reason,omitempty"`
-}
-
-// MarshalJSON encodes absent (NaN) numbers as null and infinities as the
-// strings Prometheus uses, since JSON has no number for them.
-func (v Verdict) MarshalJSON() ([]byte, error) {
-	return json.Marshal(verdictJSON{
-		Status: v.Status, Value: Num(v.Value), Baseline: Num(v.Baseline), Line: Num(v.Line),
-		Samples: Num(v.Samples), Confidence: Num(v.Confidence),
-		BreachingBefore: v.BreachingBefore, Reason: v.Reason,
-	})
-}
 
 // Num returns a pointer to v, or nil when v is NaN or infinite (which JSON
 // cannot carry). Infinite values are rare in verdicts (a quantile in the

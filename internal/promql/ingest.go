@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -149,11 +148,4 @@ func mergeTargetLabels(lset, target labels.Labels) labels.Labels {
 		b.Set(l.Name, l.Value)
 	})
 	return b.Labels()
-}
-
-// TargetNames lists the targets that were ever scraped, sorted.
-func (s *Store) TargetNames() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return slices.Sorted(maps.Keys(s.targets))
 }

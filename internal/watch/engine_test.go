@@ -612,3 +612,13 @@ phases:
 		})
 	}
 }
+
+// phase finds the last record of a phase.
+func (r *Report) phase(name string) *PhaseRecord {
+	for i := len(r.Phases) - 1; i >= 0; i-- {
+		if r.Phases[i].Name == name {
+			return r.Phases[i]
+		}
+	}
+	return nil
+}

@@ -180,12 +180,3 @@ func (r *Report) WriteFile(path string) error {
 	}
 	return nil
 }
-
-func (r *Report) phase(name string) *PhaseRecord {
-	for i := len(r.Phases) - 1; i >= 0; i-- {
-		if r.Phases[i].Name == name {
-			return r.Phases[i]
-		}
-	}
-	return nil
-}

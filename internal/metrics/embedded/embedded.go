@@ -140,9 +140,6 @@ func (s *Source) QueryRange(ctx context.Context, expr string, start, end time.Ti
 	return s.engine.QueryRange(ctx, expr, start, end, step)
 }
 
-// Store exposes the store, for measurements.
-func (s *Source) Store() *promql.Store { return s.store }
-
 func (s *Source) compact(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
