@@ -640,13 +640,32 @@ func (c *Config) DefaultWindow(scrape time.Duration) time.Duration {
 	return max(4*scrape, 2*c.Phases.Interval.D())
 }
 
+// Query roles, the fields of a check that hold PromQL.
+var queryRoles = []string{"query", "bad", "total", "histogram", "count"}
+
+// QueryFor returns the PromQL template of role ("query", "bad", "total",
+// "histogram" or "count"), or "".
+func (ch *Check) QueryFor(role string) string {
+	switch role {
+	case "query":
+		return ch.Query
+	case "bad":
+		return ch.Bad
+	case "total":
+		return ch.Total
+	case "histogram":
+		return ch.Histogram
+	case "count":
+		return ch.Count
+	}
+	return ""
+}
+
 // Queries returns the check's PromQL templates by role.
 func (ch *Check) Queries() map[string]string {
 	q := map[string]string{}
-	for role, expr := range map[string]string{
-		"query": ch.Query, "bad": ch.Bad, "total": ch.Total, "histogram": ch.Histogram, "count": ch.Count,
-	} {
-		if strings.TrimSpace(expr) != "" {
+	for _, role := range queryRoles {
+		if expr := ch.QueryFor(role); strings.TrimSpace(expr) != "" {
 			q[role] = expr
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -251,7 +252,10 @@ func (c *Config) validateNotify(bad badFunc) {
 	}
 }
 
-var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var (
+	dnsLabelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+)
 
 func (c *Config) validateKubernetes(bad badFunc) {
 	k := c.Target.Kubernetes
@@ -261,7 +265,7 @@ func (c *Config) validateKubernetes(bad badFunc) {
 	switch {
 	case k.Deployment == "":
 		bad("target.kubernetes.deployment", "required: the Deployment to watch")
-	case len(k.Deployment) > 253 || !regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`).MatchString(k.Deployment):
+	case len(k.Deployment) > 253 || !dnsSubdomainRE.MatchString(k.Deployment):
 		bad("target.kubernetes.deployment", "%q is not a Deployment name", k.Deployment)
 	}
 	if k.RestartLimit < 0 {
@@ -465,7 +469,7 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 		}
 	}
 	for role := range queries {
-		if !contains(want, role) {
+		if !slices.Contains(want, role) {
 			bad(at(role), "does not belong to a %s check (it uses %s)", ch.Type, strings.Join(want, " and "))
 		}
 	}
@@ -521,13 +525,4 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 	if !units[ch.Unit] {
 		bad(at("unit"), "%q: want percent, seconds, bytes, persecond or nothing", ch.Unit)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -68,8 +68,7 @@ func rangeOf(d time.Duration) time.Duration {
 
 // expr expands the check's template for role.
 func (c *check) expr(role string, v config.Vars) (string, error) {
-	tmpl := c.cfg.Queries()[role]
-	out, err := config.Expand(tmpl, v)
+	out, err := config.Expand(c.cfg.QueryFor(role), v)
 	if err != nil {
 		return "", fmt.Errorf("check %s: %w", c.cfg.Name, err)
 	}
