@@ -82,10 +82,8 @@ func (a *app) demo(ctx context.Context, t demo.Timings, reportDir, addr, output 
 	if err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	scraping := make(chan struct{})
-	go func() { src.Run(sctx); close(scraping) }()
-	defer func() { stop(); <-scraping }()
+	stopScraping := src.Start()
+	defer stopScraping()
 
 	w := a.stdout
 	text := output == "text"

@@ -126,10 +126,9 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		return err
 	}
 	if es, ok := src.(*embedded.Source); ok {
-		sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { es.Run(sctx); close(done) }()
-		defer func() { stop(); <-done }()
+		// Scraping outlives a Ctrl-C: a rollback under way is still judged.
+		stopScraping := es.Start()
+		defer stopScraping()
 	}
 	pr := newPrinter(a.stdout, f.output, a.env)
 	defer pr.close()

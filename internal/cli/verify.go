@@ -68,10 +68,8 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 		}
 		if es, ok := src.(*embedded.Source); ok {
 			// The embedded engine starts empty: scrape a few times first.
-			sctx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { es.Run(sctx); close(done) }()
-			defer func() { stop(); <-done }()
+			stopScraping := es.Start()
+			defer stopScraping()
 			select {
 			case <-ctx.Done():
 			case <-time.After(3 * cfg.Metrics.ScrapeInterval.D()):

@@ -38,9 +38,7 @@ func TestEmbeddedAgreesWithPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go emb.Run(ctx)
+	defer emb.Start()()
 	remote, err := prometheus.New(prometheus.Config{URL: prom.URL})
 	if err != nil {
 		t.Fatal(err)

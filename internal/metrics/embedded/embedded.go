@@ -119,6 +119,15 @@ func (s *Source) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// Start runs the scraper in the background, for a command's lifetime:
+// stop ends it and waits until the scrapes in flight are done.
+func (s *Source) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
 // CollectingSince is when scraping began (now, if Run has not started
 // yet): the embedded engine has no history before it.
 func (s *Source) CollectingSince() time.Time {

@@ -51,10 +51,7 @@ func TestScrapesUpAndStaleness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { src.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer src.Start()()
 
 	waitUntil(t, "two scrapes", func() bool { v, ok := value(t, src, `hits_total{job="api",route="/a"}`); return ok && v >= 20 })
 	if v, ok := value(t, src, `up{job="api"}`); !ok || v != 1 {
@@ -87,10 +84,7 @@ func TestSlowTargetTimesOut(t *testing.T) {
 	defer target.Close()
 	defer close(release)
 	src, _ := New(Options{Scrape: []ScrapeConfig{{Job: "slow", Targets: []string{strings.TrimPrefix(target.URL, "http://")}, Interval: 200 * time.Millisecond, Timeout: 50 * time.Millisecond}}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { src.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer src.Start()()
 	waitUntil(t, "up=0 for a target slower than its timeout", func() bool { v, ok := value(t, src, `up{job="slow"}`); return ok && v == 0 })
 }
 
