@@ -78,6 +78,9 @@ type Target struct {
 	pinned       *appsv1.ReplicaSet
 	since        time.Time
 	baseRestarts map[string]int32
+	// newHash is the new ReplicaSet's pod-template-hash as the latest
+	// health look saw it, so that queries and logs need not read it again.
+	newHash string
 }
 
 var (
@@ -223,6 +226,9 @@ func (t *Target) Health(ctx context.Context, d watch.Deploy) (watch.Health, erro
 		return h, nil
 	}
 	hash := newRS.Labels[podTemplateHash]
+	t.mu.Lock()
+	t.newHash = hash
+	t.mu.Unlock()
 	var newPods []*corev1.Pod
 	readyNew, readyAll := 0, 0
 	for _, p := range pods {
@@ -281,14 +287,34 @@ func (t *Target) QueryVars(ctx context.Context, d watch.Deploy, baseline bool) m
 		t.mu.Unlock()
 		return vars
 	}
-	if dep, err := t.deployment(ctx); err == nil {
-		if owned, err := t.owned(dep); err == nil {
-			if rs := newReplicaSet(dep, owned); rs != nil {
-				vars[config.VarPodTemplateHash] = rs.Labels[podTemplateHash]
-			}
-		}
+	if hash := t.newVersionHash(ctx); hash != "" {
+		vars[config.VarPodTemplateHash] = hash
 	}
 	return vars
+}
+
+// newVersionHash is the new ReplicaSet's pod-template-hash: the one the
+// latest health look saw (the engine looks before every tick), else read
+// now; "" before the controller created it.
+func (t *Target) newVersionHash(ctx context.Context) string {
+	t.mu.Lock()
+	hash := t.newHash
+	t.mu.Unlock()
+	if hash != "" {
+		return hash
+	}
+	dep, err := t.deployment(ctx)
+	if err != nil {
+		return ""
+	}
+	owned, err := t.owned(dep)
+	if err != nil {
+		return ""
+	}
+	if rs := newReplicaSet(dep, owned); rs != nil {
+		return rs.Labels[podTemplateHash]
+	}
+	return ""
 }
 
 // Rollback returns the Deployment to the revision pinned at Start, unless
@@ -363,13 +389,7 @@ func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersio
 	}
 	hash := ""
 	if newVersion {
-		owned, err := t.owned(dep)
-		if err != nil {
-			return nil, err
-		}
-		if rs := newReplicaSet(dep, owned); rs != nil {
-			hash = rs.Labels[podTemplateHash]
-		}
+		hash = t.newVersionHash(ctx)
 	}
 	var lines []string
 	for _, p := range pods {
