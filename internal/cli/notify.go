@@ -118,9 +118,7 @@ Exit 0 when every sink took it, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			d.Send(m)
-			d.Flush(flushTimeout)
-			return a.printDeliveries(d.Deliveries())
+			return a.sendOnce(d, m)
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
@@ -174,10 +172,7 @@ config: a point at --start (default now), or a region from --start to --end.`,
 			if len(graf) == 0 {
 				return usagef("no grafana sink under notify in %s", cfg.Path)
 			}
-			d := notify.NewDispatcher(graf, notify.DispatchOptions{})
-			d.Send(m)
-			d.Flush(flushTimeout)
-			return a.printDeliveries(d.Deliveries())
+			return a.sendOnce(notify.NewDispatcher(graf, notify.DispatchOptions{}), m)
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
@@ -188,14 +183,18 @@ config: a point at --start (default now), or a region from --start to --end.`,
 	return c
 }
 
-func (a *app) printDeliveries(ds []watch.Delivery) error {
+// sendOnce delivers one message, waits (bounded) for every sink, and
+// prints each outcome; a failed delivery is exit 1.
+func (a *app) sendOnce(d *notify.Dispatcher, m notify.Message) error {
+	d.Send(m)
+	d.Flush(flushTimeout)
 	failed := 0
-	for _, d := range ds {
-		if d.OK {
-			fmt.Fprintf(a.stdout, "✓ %s %s\n", d.Sink, d.Event)
+	for _, dl := range d.Deliveries() {
+		if dl.OK {
+			fmt.Fprintf(a.stdout, "✓ %s %s\n", dl.Sink, dl.Event)
 		} else {
 			failed++
-			fmt.Fprintf(a.stdout, "✗ %s %s: %s\n", d.Sink, d.Event, d.Error)
+			fmt.Fprintf(a.stdout, "✗ %s %s: %s\n", dl.Sink, dl.Event, dl.Error)
 		}
 	}
 	if failed > 0 {
