@@ -109,11 +109,15 @@ build() {
 	log "built into $BIN"
 }
 
-# free_port prints a loopback port nobody listens on.
+# free_port prints a loopback port nobody listens on, below the kernel's
+# ephemeral range: a port from that range can be taken by an outgoing
+# connection before the daemon binds it.
 free_port() {
-	local p
+	local p lo
+	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	((lo > 21000)) || lo=32768
 	while :; do
-		p=$((20000 + RANDOM % 20000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % (lo - 20000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -130,11 +134,16 @@ start() {
 	echo $! >"$DIR/pids/$name"
 }
 
+# wait_for NAME TRIES CMD...: run CMD every 0.25 s until it succeeds; give
+# up early when the daemon NAME has exited.
 wait_for() {
 	local what=$1 tries=$2
 	shift 2
 	for ((i = 0; i < tries; i++)); do
 		if "$@" >/dev/null 2>&1; then return 0; fi
+		if [[ -f $DIR/pids/$what ]] && ! kill -0 "$(cat "$DIR/pids/$what")" 2>/dev/null; then
+			break
+		fi
 		sleep 0.25
 	done
 	log "$what did not come up; its log:"
@@ -142,42 +151,59 @@ wait_for() {
 	return 1
 }
 
+# port_taken NAME: whether daemon NAME failed because its port was taken
+# between free_port and its bind.
+port_taken() {
+	grep -q "address already in use" "$DIR/logs/$1.log" 2>/dev/null
+}
+
 up() {
 	DIR=${1:?usage: kube-cluster.sh up DIR}
 	build
 	mkdir -p "$DIR"/{pids,logs,certs,etcd}
 	DIR=$(cd "$DIR" && pwd)
-	local etcd_port peer_port api_port token
-	etcd_port=$(free_port)
-	peer_port=$(free_port)
-	api_port=$(free_port)
+	# A half-started cluster is stopped, not left running.
+	trap 'down "$DIR"' ERR
+	local etcd_port peer_port api_port token attempt
 	token=$(openssl rand -hex 16)
 	openssl genrsa -out "$DIR/certs/sa.key" 2048 2>/dev/null
 	openssl rsa -in "$DIR/certs/sa.key" -pubout -out "$DIR/certs/sa.pub" 2>/dev/null
 	echo "$token,admin,admin,system:masters" >"$DIR/certs/tokens.csv"
 
-	log "starting etcd on 127.0.0.1:$etcd_port"
-	start etcd "$DIR/logs/etcd.log" "$BIN/etcd" --data-dir "$DIR/etcd" \
-		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-		--initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
-	wait_for etcd 120 curl -sf "http://127.0.0.1:$etcd_port/health"
+	for attempt in 1 2 3; do
+		etcd_port=$(free_port)
+		peer_port=$(free_port)
+		log "starting etcd on 127.0.0.1:$etcd_port"
+		start etcd "$DIR/logs/etcd.log" "$BIN/etcd" --data-dir "$DIR/etcd" \
+			--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+			--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+			--initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+		if wait_for etcd 120 curl -sf "http://127.0.0.1:$etcd_port/health"; then break; fi
+		port_taken etcd && ((attempt < 3)) || false
+		log "a port was taken before etcd bound it; trying others"
+		rm -rf "$DIR/etcd" && mkdir "$DIR/etcd"
+	done
 
-	log "starting kube-apiserver on 127.0.0.1:$api_port"
-	start kube-apiserver "$DIR/logs/kube-apiserver.log" "$BIN/kube-apiserver" \
-		--etcd-servers "http://127.0.0.1:$etcd_port" \
-		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-		--endpoint-reconciler-type none \
-		--cert-dir "$DIR/certs/apiserver" \
-		--token-auth-file "$DIR/certs/tokens.csv" \
-		--authorization-mode RBAC \
-		--service-account-key-file "$DIR/certs/sa.pub" \
-		--service-account-signing-key-file "$DIR/certs/sa.key" \
-		--service-account-issuer https://kubernetes.default.svc \
-		--service-cluster-ip-range 10.96.0.0/16 \
-		--allow-privileged \
-		--enable-priority-and-fairness=false
-	wait_for kube-apiserver 240 curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"
+	for attempt in 1 2 3; do
+		api_port=$(free_port)
+		log "starting kube-apiserver on 127.0.0.1:$api_port"
+		start kube-apiserver "$DIR/logs/kube-apiserver.log" "$BIN/kube-apiserver" \
+			--etcd-servers "http://127.0.0.1:$etcd_port" \
+			--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+			--endpoint-reconciler-type none \
+			--cert-dir "$DIR/certs/apiserver" \
+			--token-auth-file "$DIR/certs/tokens.csv" \
+			--authorization-mode RBAC \
+			--service-account-key-file "$DIR/certs/sa.pub" \
+			--service-account-signing-key-file "$DIR/certs/sa.key" \
+			--service-account-issuer https://kubernetes.default.svc \
+			--service-cluster-ip-range 10.96.0.0/16 \
+			--allow-privileged \
+			--enable-priority-and-fairness=false
+		if wait_for kube-apiserver 240 curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"; then break; fi
+		port_taken kube-apiserver && ((attempt < 3)) || false
+		log "a port was taken before kube-apiserver bound it; trying another"
+	done
 
 	# The generated serving certificate file also holds its CA: split it out.
 	awk 'BEGIN{n=0} /BEGIN CERTIFICATE/{n++} n==2{print}' "$DIR/certs/apiserver/apiserver.crt" >"$DIR/certs/ca.crt"
@@ -227,6 +253,7 @@ up() {
 		echo "export DEPLOYWATCH_KUBECONFIG=$DIR/kubeconfig"
 		echo "export DEPLOYWATCH_KUBECTL=$BIN/kubectl"
 	} >"$DIR/env"
+	trap - ERR
 	log "cluster up: KUBECONFIG=$DIR/kubeconfig"
 }
 

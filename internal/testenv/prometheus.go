@@ -8,12 +8,15 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -115,15 +118,56 @@ func (p *Prometheus) Stop() {
 	}
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on.
+// FreeAddr returns a loopback address with a port nobody listens on. The
+// port is chosen below the kernel's ephemeral range: a port the kernel hands
+// out (":0") can be taken by an outgoing connection between this call and the
+// server's bind, which is a flaky "address already in use" on a busy test run.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	lo := ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := minTestPort + rand.IntN(lo-minTestPort)
+		if portsGiven[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[port] = true
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	tb.Fatalf("no free loopback port in [%d, %d)", minTestPort, lo)
+	return ""
+}
+
+const minTestPort = 20000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// net.ipv4.ip_local_port_range), 32768 if it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= minTestPort+1000 {
+		return 32768
+	}
+	return lo
 }
 
 // WaitTCP polls addr until it accepts a connection or the timeout passes.
