@@ -250,6 +250,12 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 	}
 	if t.Fail.Crosses(out.Value, line) {
 		out.Confidence = 1 - pBeyond
+		if pBeyond <= t.alpha() && !t.worseThanBefore(bad, obs.Total, base, before) {
+			out.Status = Warn
+			out.Reason = fmt.Sprintf("%s of %.0f requests %s %s, but before the deploy it was %s of %.0f requests, maybe beyond the line already: not significantly more than %g%% worse",
+				pct(out.Value), obs.Total, t.Fail.Op, pct(line), pct(out.Baseline), base.Total, t.Tolerance*100)
+			return out
+		}
 		if pBeyond <= t.alpha() {
 			out.Status = Fail
 			out.Reason = fmt.Sprintf("%s of %.0f requests %s %s (%.2f%% sure)",
@@ -266,6 +272,35 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 	}
 	out.Confidence = 1 - pWithin
 	return warnOrPass(out, out.Value, out.Baseline, t, true)
+}
+
+// worseThanBefore reports whether bad of total is significantly worse than
+// the baseline counts, by more than the tolerance, when the baseline may
+// itself be beyond an absolute upward line: when it was measured beyond it
+// (before), or near it (at least half the line) on too few requests to
+// show it under the line. A baseline of a few hundred requests can read
+// 1% when the service has always run at 2%; blaming the deploy for the 2%
+// would roll back on noise. The test is the exact conditional one for two
+// rates: of all bad events, before and after, under "the new rate is
+// (1+tolerance) times the old" the share after is binomial. Any other case
+// (a relative or downward rule, no baseline, a baseline clearly under the
+// line) reports true: there is nothing to excuse.
+func (t Thresholds) worseThanBefore(bad, total float64, base Counts, before bool) bool {
+	if t.Fail.Relative || !t.Fail.Op.Upward() || !(base.Total > 0) {
+		return true
+	}
+	baseBad := math.Min(math.Max(base.Bad, 0), base.Total)
+	if math.IsNaN(baseBad) {
+		baseBad = 0
+	}
+	line := t.Fail.Value
+	near := baseBad/base.Total >= line/2 && binomialAtMost(baseBad, base.Total, line) > t.alpha()
+	if !before && !near {
+		return true
+	}
+	c := 1 + t.Tolerance
+	shareAfter := c * total / (base.Total + c*total)
+	return binomialAtLeast(bad, bad+baseBad, shareAfter) <= t.alpha()
 }
 
 // Rate judges how often something happens, count events over seconds,

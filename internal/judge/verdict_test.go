@@ -35,6 +35,12 @@ func TestRatio(t *testing.T) {
 		{name: "already at 2% before an unchanged deploy warns", obs: Counts{Bad: 40, Total: 2000}, base: Counts{Bad: 120, Total: 6000}, want: Warn, wantReason: "breaching before", before: true},
 		{name: "already at 2% and now 8% fails", obs: Counts{Bad: 160, Total: 2000}, base: Counts{Bad: 120, Total: 6000}, want: Fail, wantReason: "already 2%", before: true},
 		{name: "a baseline below the line does not excuse a breach", obs: Counts{Bad: 100, Total: 2000}, base: Counts{Bad: 3, Total: 6000}, want: Fail},
+		// A service always at 2% whose short baseline read 0.98%: the new
+		// 3% of 456 is significant against 1% but not against the baseline.
+		{name: "a short baseline near the line excuses what is not worse than it", obs: Counts{Bad: 13.7, Total: 456}, base: Counts{Bad: 6.5, Total: 665}, want: Warn, wantReason: "maybe beyond the line already"},
+		{name: "a short baseline near the line does not excuse a real regression", obs: Counts{Bad: 45, Total: 456}, base: Counts{Bad: 6.5, Total: 665}, want: Fail},
+		{name: "a short clean baseline excuses nothing", obs: Counts{Bad: 12.5, Total: 250}, base: Counts{Bad: 0, Total: 100}, want: Fail},
+		{name: "already at 2%, a few requests at 3% are not blamed", obs: Counts{Bad: 15, Total: 500}, base: Counts{Bad: 120, Total: 6000}, want: Warn, before: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
