@@ -22,13 +22,13 @@ func (a *app) rollbackCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollback [flags]",
 		Short: "Roll the target back by hand (kubectl rollout undo semantics on Kubernetes)",
-		Long: `rollback undoes a deploy by hand. On a Kubernetes target it does what
-'kubectl rollout undo' does: --to-revision N (default: the previous
-revision), a paused Deployment is refused, a template that already matches
-is left alone. A Deployment managed by Argo CD or Flux is refused unless
-target.kubernetes.gitops is ignore. On a command target it runs
-target.command.rollback. --dry-run says what would happen and changes
-nothing.`,
+		Long: `rollback undoes a deploy by hand. On a Kubernetes target (Deployment,
+StatefulSet or DaemonSet) it does what 'kubectl rollout undo' does:
+--to-revision N (default: the previous revision), a paused Deployment is
+refused, a template that already matches is left alone. A workload managed
+by Argo CD or Flux is refused unless target.kubernetes.gitops is ignore. On
+a command target it runs target.command.rollback. --dry-run says what would
+happen and changes nothing.`,
 		Example: `  deploywatch rollback -f deploywatch.yaml --to-revision 3 --dry-run
   deploywatch rollback -f deploywatch.yaml`,
 		Args: cobra.NoArgs,
@@ -75,7 +75,7 @@ func (a *app) rollback(ctx context.Context, cfg *config.Config, kf kubeFlags, re
 	defer closeP()
 	t := p.(*kube.Target)
 	if who := t.GitOpsManager(ctx); who != "" && cfg.Target.Kubernetes.GitOps == config.GitOpsRespect {
-		return &exitError{code: ExitFailed, err: fmt.Errorf("the Deployment is managed by %s, which would revert an undo: roll back in Git, or set target.kubernetes.gitops: ignore", who)}
+		return &exitError{code: ExitFailed, err: fmt.Errorf("the %s is managed by %s, which would revert an undo: roll back in Git, or set target.kubernetes.gitops: ignore", t.Kind(), who)}
 	}
 	res, err := t.Undo(ctx, revision, dryRun)
 	if err != nil {
@@ -83,7 +83,7 @@ func (a *app) rollback(ctx context.Context, cfg *config.Config, kf kubeFlags, re
 	}
 	fmt.Fprintln(w, res.Summary)
 	if dryRun && !res.Skipped {
-		fmt.Fprintf(w, "patch (application/json-patch+json):\n%s\n", res.Patch)
+		fmt.Fprintf(w, "patch (%s):\n%s\n", res.PatchType, res.Patch)
 	}
 	return nil
 }

@@ -210,10 +210,13 @@ const (
 	GitOpsIgnore = "ignore"
 )
 
-// KubernetesTarget watches a plain Deployment in place.
+// KubernetesTarget watches a plain workload in place: one of Deployment,
+// StatefulSet or DaemonSet.
 type KubernetesTarget struct {
-	Namespace  string `yaml:"namespace"`
-	Deployment string `yaml:"deployment"`
+	Namespace   string `yaml:"namespace"`
+	Deployment  string `yaml:"deployment,omitempty"`
+	StatefulSet string `yaml:"statefulset,omitempty"`
+	DaemonSet   string `yaml:"daemonset,omitempty"`
 	// Context is the kubeconfig context. Default: the current one.
 	Context string `yaml:"context,omitempty"`
 	// Kubeconfig is the kubeconfig file. Default: --kubeconfig, $KUBECONFIG,
@@ -236,6 +239,26 @@ type KubernetesTarget struct {
 	// Shell runs Deploy and RollbackCommand. Default /bin/sh.
 	Shell    string       `yaml:"shell"`
 	Timeouts HookTimeouts `yaml:"timeouts"`
+}
+
+// The kinds of workload a Kubernetes target watches.
+const (
+	KindDeployment  = "Deployment"
+	KindStatefulSet = "StatefulSet"
+	KindDaemonSet   = "DaemonSet"
+)
+
+// Workload is the kind and name of the workload watched: the one of
+// deployment, statefulset and daemonset that is set (validation makes sure
+// exactly one is).
+func (k KubernetesTarget) Workload() (kind, name string) {
+	switch {
+	case k.StatefulSet != "":
+		return KindStatefulSet, k.StatefulSet
+	case k.DaemonSet != "":
+		return KindDaemonSet, k.DaemonSet
+	}
+	return KindDeployment, k.Deployment
 }
 
 // CommandTarget drives a deploy through shell commands.
@@ -590,6 +613,10 @@ func (c *Config) defaultChecks() ([]Check, []SkippedCheck) {
 		// the version judged. Without those exporters the checks have no
 		// data and say so.
 		pods := `namespace="$namespace",pod=~"$deployment-$pod_template_hash-.*"`
+		if kind, _ := c.Target.Kubernetes.Workload(); kind != KindDeployment {
+			// StatefulSet and DaemonSet pod names do not carry the hash.
+			pods = `namespace="$namespace",pod=~"$pods"`
+		}
 		checks = append(checks,
 			Check{
 				Name: "cpu",

@@ -116,7 +116,7 @@ func TestBadFiles(t *testing.T) {
 		"duplicate-key":    {"duplicate-key.bad.yaml:10:1: service: duplicate key (first set on line 1)"},
 		"bad-duration":     {"bad-duration.bad.yaml:10:12: phases.monitor: \"5 minutes\" is not a duration"},
 		"bad-promql":       {"bad-promql.bad.yaml:11:12: checks[0].query: PromQL", "unclosed left parenthesis"},
-		"unknown-var":      {"unknown-var.bad.yaml:11:12: checks[0].query: unknown variable $windw (known: $deployment, $namespace, $pod_template_hash, $selector, $since_deploy, $since_warmup, $window)"},
+		"unknown-var":      {"unknown-var.bad.yaml:11:12: checks[0].query: unknown variable $windw (known: $deployment, $namespace, $pod_template_hash, $pods, $selector, $since_deploy, $since_warmup, $window, $workload)"},
 		"bad-rule":         {"bad-rule.bad.yaml:12:11: checks[0].fail: rule \"above 1%\" must start with"},
 		"missing-rollback": {"missing-rollback.bad.yaml:4:5: target.command.rollback: required when on_failure is rollback"},
 		"many-problems": {

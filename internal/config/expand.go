@@ -16,9 +16,18 @@ const (
 	VarSinceDeploy = "since_deploy"
 	VarSinceWarmup = "since_warmup"
 	// Set by the Kubernetes target; empty elsewhere.
+	//
+	// VarPodTemplateHash marks the pods of the version judged: a
+	// Deployment's pod-template-hash, a StatefulSet's or DaemonSet's
+	// controller-revision-hash. VarPods is a regular expression of exactly
+	// those pods' names (StatefulSet and DaemonSet pod names do not carry
+	// the hash). VarWorkload is the workload's name whatever its kind;
+	// VarDeployment is the same name, kept for Deployments' configs.
 	VarPodTemplateHash = "pod_template_hash"
 	VarNamespace       = "namespace"
 	VarDeployment      = "deployment"
+	VarWorkload        = "workload"
+	VarPods            = "pods"
 )
 
 // Vars are the values of a query's variables at one evaluation.
@@ -31,7 +40,7 @@ type Vars struct {
 	// SinceWarmup is the time since the warm-up ended.
 	SinceWarmup time.Duration
 	// Platform holds the platform's variables (pod_template_hash,
-	// namespace, deployment); a missing one expands to "".
+	// namespace, deployment, workload, pods); a missing one expands to "".
 	Platform map[string]string
 }
 
@@ -44,6 +53,8 @@ func (v Vars) lookup() map[string]string {
 		VarPodTemplateHash: v.Platform[VarPodTemplateHash],
 		VarNamespace:       v.Platform[VarNamespace],
 		VarDeployment:      v.Platform[VarDeployment],
+		VarWorkload:        v.Platform[VarWorkload],
+		VarPods:            v.Platform[VarPods],
 	}
 }
 

@@ -73,3 +73,65 @@ metrics:
 		}
 	}
 }
+
+func TestKubernetesWorkloadKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name, target string
+		kind, wl     string
+		problem      string
+	}{
+		{"deployment", "deployment: api", KindDeployment, "api", ""},
+		{"statefulset", "statefulset: db", KindStatefulSet, "db", ""},
+		{"daemonset", "daemonset: agent", KindDaemonSet, "agent", ""},
+		{"none", "restart_limit: 2", "", "", "k.yaml:4:5: target.kubernetes.deployment: required: the workload to watch (deployment, statefulset or daemonset)"},
+		{"two", "deployment: api\n    statefulset: db", "", "", "target.kubernetes.statefulset: watch one workload per config: deployment and statefulset are both set"},
+		{"bad name", "daemonset: Agent_1", "", "", `target.kubernetes.daemonset: "Agent_1" is not a DaemonSet name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load([]byte("service: api\ntarget:\n  kubernetes:\n    namespace: shop\n    "+tc.target+"\n"), "k.yaml")
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("error %v, want %q", err, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind, name := c.Target.Kubernetes.Workload(); kind != tc.kind || name != tc.wl {
+				t.Errorf("workload %s %s, want %s %s", kind, name, tc.kind, tc.wl)
+			}
+		})
+	}
+}
+
+// TestStatefulSetResourceChecksSelectPodsByName: StatefulSet pod names
+// carry an ordinal, not the revision hash, so the checks select the judged
+// version's pods through $pods.
+func TestStatefulSetResourceChecksSelectPodsByName(t *testing.T) {
+	c, err := Load([]byte(`service: db
+target:
+  kubernetes:
+    namespace: shop
+    statefulset: db
+metrics:
+  prometheus:
+    url: http://127.0.0.1:9090
+  selector: 'namespace="shop"'
+`), "k.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range c.Checks {
+		if ch.Name != "cpu" && ch.Name != "memory" {
+			continue
+		}
+		expr, err := Expand(ch.Query, Vars{Window: 30 * time.Second, Platform: map[string]string{VarNamespace: "shop", VarWorkload: "db", VarPods: "db-0|db-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(expr, `pod=~"db-0|db-1"`) {
+			t.Errorf("%s does not select the judged pods by name: %s", ch.Name, expr)
+		}
+	}
+}

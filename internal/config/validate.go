@@ -262,11 +262,26 @@ func (c *Config) validateKubernetes(bad badFunc) {
 	if !dnsLabelRE.MatchString(k.Namespace) || len(k.Namespace) > 63 {
 		bad("target.kubernetes.namespace", "%q is not a namespace name", k.Namespace)
 	}
-	switch {
-	case k.Deployment == "":
-		bad("target.kubernetes.deployment", "required: the Deployment to watch")
-	case len(k.Deployment) > 253 || !dnsSubdomainRE.MatchString(k.Deployment):
-		bad("target.kubernetes.deployment", "%q is not a Deployment name", k.Deployment)
+	var set []string
+	for _, w := range []struct{ field, kind, name string }{
+		{"deployment", KindDeployment, k.Deployment},
+		{"statefulset", KindStatefulSet, k.StatefulSet},
+		{"daemonset", KindDaemonSet, k.DaemonSet},
+	} {
+		if w.name == "" {
+			continue
+		}
+		set = append(set, w.field)
+		if len(w.name) > 253 || !dnsSubdomainRE.MatchString(w.name) {
+			bad("target.kubernetes."+w.field, "%q is not a %s name", w.name, w.kind)
+		}
+	}
+	switch len(set) {
+	case 0:
+		bad("target.kubernetes.deployment", "required: the workload to watch (deployment, statefulset or daemonset)")
+	case 1:
+	default:
+		bad("target.kubernetes."+set[1], "watch one workload per config: %s and %s are both set", set[0], set[1])
 	}
 	if k.RestartLimit < 0 {
 		bad("target.kubernetes.restart_limit", "must not be negative")
@@ -279,6 +294,14 @@ func (c *Config) validateKubernetes(bad badFunc) {
 	}
 	if k.Shell == "" {
 		bad("target.kubernetes.shell", "must not be empty")
+	}
+	for field, d := range map[string]Duration{
+		"deploy": k.Timeouts.Deploy, "rollback": k.Timeouts.Rollback, "status": k.Timeouts.Status,
+		"current": k.Timeouts.Current, "pause": k.Timeouts.Pause,
+	} {
+		if d <= 0 {
+			bad("target.kubernetes.timeouts."+field, "must be positive")
+		}
 	}
 }
 

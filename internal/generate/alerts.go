@@ -147,10 +147,11 @@ func Alerts(c *config.Config) (*RuleFile, error) {
 	})
 
 	if k := c.Target.Kubernetes; k != nil {
+		_, workload := k.Workload()
 		rules = append(rules, Rule{
 			Alert: "PodRestartsHigh",
 			Expr: fmt.Sprintf(`sum by (pod) (increase(kube_pod_container_status_restarts_total{namespace=%q,pod=~"%s-.*"}[15m])) > %d`,
-				k.Namespace, k.Deployment, k.RestartLimit),
+				k.Namespace, workload, k.RestartLimit),
 			Labels: labels("critical"),
 			Annotations: ann(fmt.Sprintf("Pods of %s restart", c.Service),
 				fmt.Sprintf("Pod {{ $labels.pod }} restarted {{ $value }} times in 15m (line %d).", k.RestartLimit)),
@@ -166,7 +167,10 @@ func Alerts(c *config.Config) (*RuleFile, error) {
 	}
 	vars := config.Vars{Selector: n.sel, Window: c.Alerts.Window.D(), SinceDeploy: c.Alerts.Window.D(), SinceWarmup: c.Alerts.Window.D()}
 	if k := c.Target.Kubernetes; k != nil {
-		vars.Platform = map[string]string{config.VarNamespace: k.Namespace, config.VarDeployment: k.Deployment, config.VarPodTemplateHash: "[a-z0-9]+"}
+		// Alerts outlive any one revision: every pod of the workload.
+		_, workload := k.Workload()
+		vars.Platform = map[string]string{config.VarNamespace: k.Namespace, config.VarDeployment: workload, config.VarWorkload: workload,
+			config.VarPodTemplateHash: "[a-z0-9]+", config.VarPods: workload + "-.*"}
 	}
 	for _, r := range []struct{ check, alert, what string }{{"cpu", "CPUUsageHigh", "CPU"}, {"memory", "MemoryUsageHigh", "memory"}} {
 		ch, ok := checkRule(c, r.check)

@@ -70,9 +70,10 @@ func Dashboard(c *config.Config) ([]byte, error) {
 		return nil, err
 	}
 	k := c.Target.Kubernetes
-	var pods string
+	var pods, kind, workload string
 	if k != nil {
-		pods = fmt.Sprintf(`namespace=%q,pod=~"%s-.*"`, k.Namespace, k.Deployment)
+		kind, workload = k.Workload()
+		pods = fmt.Sprintf(`namespace=%q,pod=~"%s-.*"`, k.Namespace, workload)
 	}
 	ri := "$__rate_interval"
 	b := &builder{}
@@ -82,10 +83,7 @@ func Dashboard(c *config.Config) ([]byte, error) {
 		b.line(
 			stat("Pods ready", "short", target{fmt.Sprintf(`sum(kube_pod_status_ready{%s,condition="true"})`, pods), "ready"}),
 			timeseries("Container restarts (last hour)", "short", target{fmt.Sprintf(`sum by (pod) (increase(kube_pod_container_status_restarts_total{%s}[1h]))`, pods), "{{pod}}"}),
-			timeseries("Rollout status", "short",
-				target{fmt.Sprintf(`kube_deployment_status_replicas_updated{namespace=%q,deployment=%q}`, k.Namespace, k.Deployment), "updated"},
-				target{fmt.Sprintf(`kube_deployment_status_replicas_available{namespace=%q,deployment=%q}`, k.Namespace, k.Deployment), "available"},
-				target{fmt.Sprintf(`kube_deployment_spec_replicas{namespace=%q,deployment=%q}`, k.Namespace, k.Deployment), "desired"}),
+			timeseries("Rollout status", "short", rolloutTargets(kind, k.Namespace, workload)...),
 		)
 	} else {
 		b.line(
@@ -142,7 +140,8 @@ func Dashboard(c *config.Config) ([]byte, error) {
 
 	deployQuery := fmt.Sprintf(`changes(process_start_time_seconds{%s}[1m]) > 0`, n.sel)
 	if k != nil {
-		deployQuery = fmt.Sprintf(`changes(kube_deployment_status_observed_generation{namespace=%q,deployment=%q}[1m]) > 0`, k.Namespace, k.Deployment)
+		label := strings.ToLower(kind)
+		deployQuery = fmt.Sprintf(`changes(kube_%s_status_observed_generation{namespace=%q,%s=%q}[1m]) > 0`, label, k.Namespace, label, workload)
 	}
 	dash := map[string]any{
 		"title":         fmt.Sprintf("%s deployments", c.Service),
@@ -196,4 +195,20 @@ func checkDashboardExpr(expr string) error {
 // grafanaVars replaces the dashboard variables a query may use.
 func grafanaVars(expr string) string {
 	return strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "${datasource}", "x", "$service", "x", "$environment", "x").Replace(expr)
+}
+
+// rolloutTargets are kube-state-metrics' updated, available and desired
+// replicas of the workload.
+func rolloutTargets(kind, ns, name string) []target {
+	metrics := map[string][3]string{
+		config.KindDeployment:  {"kube_deployment_status_replicas_updated", "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas"},
+		config.KindStatefulSet: {"kube_statefulset_status_replicas_updated", "kube_statefulset_status_replicas_available", "kube_statefulset_replicas"},
+		config.KindDaemonSet:   {"kube_daemonset_status_updated_number_scheduled", "kube_daemonset_status_number_available", "kube_daemonset_status_desired_number_scheduled"},
+	}[kind]
+	label := strings.ToLower(kind)
+	var out []target
+	for i, legend := range []string{"updated", "available", "desired"} {
+		out = append(out, target{fmt.Sprintf(`%s{namespace=%q,%s=%q}`, metrics[i], ns, label, name), legend})
+	}
+	return out
 }

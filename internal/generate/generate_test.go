@@ -258,3 +258,38 @@ func TestProbesAreKubernetesContainerYAML(t *testing.T) {
 		})
 	}
 }
+
+// TestStatefulSetAndDaemonSetOutputs: the rollout panel reads the kind's
+// own kube-state-metrics series, and pods are selected by the workload's
+// name, which StatefulSet and DaemonSet pod names start with.
+func TestStatefulSetAndDaemonSetOutputs(t *testing.T) {
+	for _, tc := range []struct{ field, name, rolloutSeries string }{
+		{"statefulset", "db", `kube_statefulset_status_replicas_updated{namespace=\"shop\",statefulset=\"db\"}`},
+		{"daemonset", "agent", `kube_daemonset_status_updated_number_scheduled{namespace=\"shop\",daemonset=\"agent\"}`},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			c, err := config.Load([]byte(fmt.Sprintf("service: %[2]s\ntarget:\n  kubernetes:\n    namespace: shop\n    %[1]s: %[2]s\nmetrics:\n  prometheus:\n    url: http://127.0.0.1:9090\n  selector: 'namespace=\"shop\"'\n", tc.field, tc.name)), "k.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dash, err := Dashboard(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(dash), tc.rolloutSeries) || strings.Contains(string(dash), "kube_deployment_") {
+				t.Errorf("dashboard does not read %s's rollout series", tc.field)
+			}
+			rf, err := Alerts(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules, err := rf.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf(`pod=~"%s-.*"`, tc.name); strings.Count(string(rules), want) < 3 {
+				t.Errorf("restart, CPU and memory alerts do not all select %s:\n%s", want, rules)
+			}
+		})
+	}
+}

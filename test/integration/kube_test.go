@@ -138,21 +138,29 @@ func (c *cluster) image(t *testing.T, ns, name string) string {
 	return c.get(t, ns, name).Spec.Template.Spec.Containers[0].Image
 }
 
-// kubeConfigFile writes a deploywatch.yaml for a Kubernetes target.
+// kubeConfigFile writes a deploywatch.yaml for a Deployment target.
 func kubeConfigFile(t *testing.T, ns, name, extraTarget, extra string) string {
+	t.Helper()
+	return workloadConfigFile(t, ns, "deployment", name, extraTarget, extra)
+}
+
+// workloadConfigFile writes a deploywatch.yaml for a Kubernetes target
+// whose workload is given by its field: deployment, statefulset or
+// daemonset.
+func workloadConfigFile(t *testing.T, ns, field, name, extraTarget, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "deploywatch.yaml")
 	src := fmt.Sprintf(`service: %[2]s
 target:
   kubernetes:
     namespace: %[1]s
-    deployment: %[2]s
+    %[5]s: %[2]s
 %[3]sphases:
   rollout: 2m
   warmup: 2s
   monitor: 8s
   interval: 1s
-%[4]s`, ns, name, extraTarget, extra)
+%[4]s`, ns, name, extraTarget, extra, field)
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +340,29 @@ func TestKubernetes(t *testing.T) {
 		})
 	}
 
+	t.Run("a rollback that never becomes available ends at its timeout", func(t *testing.T) {
+		t.Parallel()
+		ns := c.namespace(t)
+		// Revision 1 becomes ready only after 15s, and the Recreate strategy
+		// removed its pods for the new version: the rollback to it is
+		// patched at once but not available within the 3s allowed.
+		c.deployment(t, ns, "api", "deploywatch.test/api:slowready", func(d *appsv1.Deployment) {
+			d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		})
+		cfg := kubeConfigFile(t, ns, "api", "    timeouts:\n      rollback: 3s\n", "")
+		start := time.Now()
+		code, out, r := c.runSetImage(t, ns, cfg, "crashloop")
+		if code != 1 || r.Rollback == nil || r.Rollback.OK || !strings.Contains(r.Rollback.Error, "not rolled out within 3s (target.kubernetes.timeouts.rollback)") {
+			t.Fatalf("exit %d rollback %+v\n%s", code, r.Rollback, out)
+		}
+		if took := time.Since(start); took > 60*time.Second {
+			t.Errorf("took %s", took)
+		}
+		if img := c.image(t, ns, "api"); img != "deploywatch.test/api:slowready" {
+			t.Fatalf("image %s: the patch back to revision 1 should stand", img)
+		}
+	})
+
 	t.Run("a paused Deployment is refused with a clear message", func(t *testing.T) {
 		t.Parallel()
 		ns := c.namespace(t)
@@ -400,17 +431,7 @@ func TestKubernetes(t *testing.T) {
 		t.Parallel()
 		ns := c.namespace(t)
 		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-		if out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "apply", "-f", "../../deploy/rbac.yaml").CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		var token string
-		waitFor(t, "a token for the service account", 30*time.Second, func() bool {
-			out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "create", "token", "deploywatch").Output()
-			token = strings.TrimSpace(string(out))
-			return err == nil && token != ""
-		})
-		sa := *c
-		sa.kubeconfig = writeKubeconfig(t, c.rc, token, ns)
+		sa := c.asServiceAccount(t, ns)
 		c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
 		cfg := kubeConfigFile(t, ns, "api", "", "")
 		code, out, r := sa.deploywatch(t, "watch", "-f", cfg, "--version", "v2")
@@ -469,6 +490,24 @@ func findReportCheck(r *watch.Report, name string) *watch.CheckResult {
 		}
 	}
 	return nil
+}
+
+// asServiceAccount applies deploy/rbac.yaml in ns and returns the cluster
+// as seen by its deploywatch service account.
+func (c *cluster) asServiceAccount(t *testing.T, ns string) *cluster {
+	t.Helper()
+	if out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "apply", "-f", "../../deploy/rbac.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var token string
+	waitFor(t, "a token for the service account", 30*time.Second, func() bool {
+		out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "create", "token", "deploywatch").Output()
+		token = strings.TrimSpace(string(out))
+		return err == nil && token != ""
+	})
+	sa := *c
+	sa.kubeconfig = writeKubeconfig(t, c.rc, token, ns)
+	return &sa
 }
 
 func writeKubeconfig(t *testing.T, rc *rest.Config, token, ns string) string {

@@ -1,9 +1,10 @@
-// Package kube is the deploy target for a plain Kubernetes Deployment,
-// watched in place: no new resource kinds, no copied workloads. It pins
-// the revision serving before the deploy, follows the rollout as kubectl
-// rollout status does, judges the new pods' health from the first second,
-// and rolls back with the semantics of kubectl rollout undo --to-revision,
-// always to the pinned revision.
+// Package kube is the deploy target for a plain Kubernetes workload (a
+// Deployment, StatefulSet or DaemonSet), watched in place: no new resource
+// kinds, no copied workloads. It pins the revision serving before the
+// deploy, follows the rollout as kubectl rollout status does, judges the
+// new pods' health from the first second, and rolls back with the
+// semantics of kubectl rollout undo --to-revision, always to the pinned
+// revision.
 package kube
 
 import (
@@ -14,13 +15,13 @@ import (
 	"io"
 	"math"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -61,26 +61,31 @@ func RESTConfig(o ClientOptions) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Target watches one Deployment.
+// Target watches one workload.
 type Target struct {
 	cs        kubernetes.Interface
 	ns, name  string
+	kind      string
 	cfg       config.KubernetesTarget
 	hooks     *command.Target
+	w         workload
 	factory   informers.SharedInformerFactory
-	rsLister  listersappsv1.ReplicaSetLister
 	podLister listerscorev1.PodLister
 	stop      chan struct{}
 	now       func() time.Time
 
 	mu sync.Mutex
 	// pinned is the revision serving before the deploy: the rollback target.
-	pinned       *appsv1.ReplicaSet
+	pinned       *revision
 	since        time.Time
 	baseRestarts map[string]int32
-	// newHash is the new ReplicaSet's pod-template-hash as the latest
-	// health look saw it, so that queries and logs need not read it again.
+	// selector is the workload's pod selector as the latest look saw it.
+	selector labels.Selector
+	// newHash is the new revision's pod hash as the latest health look saw
+	// it, so that queries and logs need not read it again.
 	newHash string
+	// deleted are the stuck pods a StatefulSet rollback deleted.
+	deleted map[types.UID]bool
 }
 
 var (
@@ -90,8 +95,9 @@ var (
 )
 
 // New connects to the cluster and starts watching the namespace's
-// ReplicaSets and pods. hooks runs the deploy command and the GitOps
-// rollback_command. Close releases the watches.
+// revisions (ReplicaSets or ControllerRevisions) and pods. hooks runs the
+// deploy command and the GitOps rollback_command. Close releases the
+// watches.
 func New(ctx context.Context, rc *rest.Config, cfg config.KubernetesTarget, hooks *command.Target) (*Target, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -101,27 +107,29 @@ func New(ctx context.Context, rc *rest.Config, cfg config.KubernetesTarget, hook
 }
 
 func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.KubernetesTarget, hooks *command.Target) (*Target, error) {
+	kind, name := cfg.Workload()
 	t := &Target{
-		cs: cs, ns: cfg.Namespace, name: cfg.Deployment, cfg: cfg, hooks: hooks,
-		stop: make(chan struct{}), now: time.Now,
+		cs: cs, ns: cfg.Namespace, name: name, kind: kind, cfg: cfg, hooks: hooks,
+		w: newWorkload(cs, cfg.Namespace, cfg), stop: make(chan struct{}), now: time.Now,
+		deleted: map[types.UID]bool{},
 	}
-	// Watches, not polling: ReplicaSets and pods come from informers; the
-	// Deployment itself is read fresh at each look, which also tells at
-	// once when the API server cannot be reached.
+	// Watches, not polling: revisions and pods come from informers; the
+	// workload itself is read fresh at each look, which also tells at once
+	// when the API server cannot be reached.
 	t.factory = informers.NewSharedInformerFactoryWithOptions(cs, 5*time.Minute, informers.WithNamespace(t.ns))
-	rsInf := t.factory.Apps().V1().ReplicaSets()
+	revisionsSynced := t.w.watchRevisions(t.factory)
 	podInf := t.factory.Core().V1().Pods()
-	t.rsLister, t.podLister = rsInf.Lister(), podInf.Lister()
-	rsInformer, podInformer := rsInf.Informer(), podInf.Informer()
+	t.podLister = podInf.Lister()
+	podInformer := podInf.Informer()
 	t.factory.Start(t.stop)
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), rsInformer.HasSynced, podInformer.HasSynced) {
+	if !cache.WaitForCacheSync(syncCtx.Done(), revisionsSynced, podInformer.HasSynced) {
 		t.Close()
-		if _, err := cs.AppsV1().Deployments(t.ns).Get(ctx, t.name, metav1.GetOptions{}); err != nil {
+		if _, err := t.w.look(ctx, true); err != nil {
 			return nil, fmt.Errorf("watching namespace %s: %w", t.ns, err)
 		}
-		return nil, fmt.Errorf("watching namespace %s: the ReplicaSet and pod caches did not sync within 30s", t.ns)
+		return nil, fmt.Errorf("watching namespace %s: the revision and pod caches did not sync within 30s", t.ns)
 	}
 	return t, nil
 }
@@ -136,36 +144,31 @@ func (t *Target) Close() {
 	}
 }
 
-func (t *Target) deployment(ctx context.Context) (*appsv1.Deployment, error) {
-	dep, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, t.name, metav1.GetOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("deployment %s/%s not found", t.ns, t.name)
-		}
-		return nil, fmt.Errorf("reading deployment %s/%s: %w", t.ns, t.name, err)
-	}
-	return dep, nil
-}
+// what names the workload in messages: "deployment shop/api".
+func (t *Target) what() string { return strings.ToLower(t.kind) + " " + t.ns + "/" + t.name }
 
-func (t *Target) owned(dep *appsv1.Deployment) ([]*appsv1.ReplicaSet, error) {
-	all, err := t.rsLister.ReplicaSets(t.ns).List(labels.Everything())
+// look reads the workload and remembers its pod selector.
+func (t *Target) look(ctx context.Context, fresh bool) (*snapshot, error) {
+	s, err := t.w.look(ctx, fresh)
 	if err != nil {
 		return nil, err
 	}
-	return ownedBy(dep, all), nil
+	t.mu.Lock()
+	t.selector = s.selector
+	t.mu.Unlock()
+	return s, nil
 }
 
 // Current pins the revision serving before the deploy and returns it.
 func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return "", err
 	}
-	owned, err := t.owned(dep)
-	if err != nil {
-		return "", err
+	if s.unsupported != "" {
+		return "", errors.New(s.unsupported)
 	}
-	pinned := servingBefore(dep, owned, d.AlreadyStarted)
+	pinned := servingBefore(s.revisions, s.current, d.AlreadyStarted)
 	base := map[string]int32{}
 	pods, _ := t.podLister.Pods(t.ns).List(labels.Everything())
 	for _, p := range pods {
@@ -179,7 +182,7 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
 	if pinned == nil {
 		return "", nil
 	}
-	return strconv.FormatInt(revisionOf(pinned), 10), nil
+	return strconv.FormatInt(pinned.number, 10), nil
 }
 
 // Deploy runs the deploy command (run's arguments after --, else
@@ -193,39 +196,29 @@ func (t *Target) Deploy(ctx context.Context, d watch.Deploy) error {
 
 // Progress follows the rollout as kubectl rollout status does.
 func (t *Target) Progress(ctx context.Context, d watch.Deploy) (watch.Progress, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return watch.Progress{}, err
 	}
-	done, failed, msg := rolloutStatus(dep)
-	return watch.Progress{Done: done, Failed: failed, Message: msg}, nil
+	return watch.Progress{Done: s.rollout.done, Failed: s.rollout.failed, Message: s.rollout.message}, nil
 }
 
-// Health judges the pods of the new ReplicaSet and measures the traffic
+// Health judges the pods of the new revision and measures the traffic
 // shift: the share of ready pods that run the new version.
 func (t *Target) Health(ctx context.Context, d watch.Deploy) (watch.Health, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return watch.Health{}, err
 	}
-	owned, err := t.owned(dep)
+	pods, err := t.podLister.Pods(t.ns).List(s.selector)
 	if err != nil {
 		return watch.Health{}, err
 	}
-	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
-	if err != nil {
-		return watch.Health{}, fmt.Errorf("deployment selector: %w", err)
-	}
-	pods, err := t.podLister.Pods(t.ns).List(sel)
-	if err != nil {
-		return watch.Health{}, err
-	}
-	newRS := newReplicaSet(dep, owned)
-	h := watch.Health{NewShare: math.NaN(), Summary: "the new ReplicaSet does not exist yet"}
-	if newRS == nil {
+	h := watch.Health{NewShare: math.NaN(), Summary: "the controller has not made the new revision yet"}
+	if s.current == nil {
 		return h, nil
 	}
-	hash := newRS.Labels[podTemplateHash]
+	hash := s.current.podHash
 	t.mu.Lock()
 	t.newHash = hash
 	t.mu.Unlock()
@@ -236,7 +229,7 @@ func (t *Target) Health(ctx context.Context, d watch.Deploy) (watch.Health, erro
 		if r {
 			readyAll++
 		}
-		if p.Labels[podTemplateHash] == hash {
+		if p.Labels[t.w.hashLabel()] == hash {
 			newPods = append(newPods, p)
 			if r {
 				readyNew++
@@ -250,8 +243,8 @@ func (t *Target) Health(ctx context.Context, d watch.Deploy) (watch.Health, erro
 	if readyAll > 0 {
 		h.NewShare = float64(readyNew) / float64(readyAll)
 	}
-	h.Summary = fmt.Sprintf("%d/%d new pods ready (revision %s); %d%% of ready pods run the new version",
-		readyNew, len(newPods), newRS.Annotations[revisionAnnotation], int(math.Round(100*zeroIfNaN(h.NewShare))))
+	h.Summary = fmt.Sprintf("%d/%d new pods ready (revision %d); %d%% of ready pods run the new version",
+		readyNew, len(newPods), s.current.number, int(math.Round(100*zeroIfNaN(h.NewShare))))
 	return h, nil
 }
 
@@ -274,28 +267,55 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// QueryVars gives queries the namespace, the Deployment and the
-// pod-template-hash of the version judged: the pinned ReplicaSet's for the
+// QueryVars gives queries the namespace, the workload's name, and the pod
+// hash and pod names of the version judged: the pinned revision's for the
 // baseline, the new one's after the deploy.
 func (t *Target) QueryVars(ctx context.Context, d watch.Deploy, baseline bool) map[string]string {
-	vars := map[string]string{config.VarNamespace: t.ns, config.VarDeployment: t.name}
+	vars := map[string]string{config.VarNamespace: t.ns, config.VarDeployment: t.name, config.VarWorkload: t.name}
+	hash := ""
 	if baseline {
 		t.mu.Lock()
 		if t.pinned != nil {
-			vars[config.VarPodTemplateHash] = t.pinned.Labels[podTemplateHash]
+			hash = t.pinned.podHash
 		}
 		t.mu.Unlock()
+	} else {
+		hash = t.newVersionHash(ctx)
+	}
+	if hash == "" {
 		return vars
 	}
-	if hash := t.newVersionHash(ctx); hash != "" {
-		vars[config.VarPodTemplateHash] = hash
+	vars[config.VarPodTemplateHash] = hash
+	var names []string
+	for _, p := range t.podsOf(hash) {
+		names = append(names, regexp.QuoteMeta(p.Name))
 	}
+	vars[config.VarPods] = strings.Join(names, "|")
 	return vars
 }
 
-// newVersionHash is the new ReplicaSet's pod-template-hash: the one the
-// latest health look saw (the engine looks before every tick), else read
-// now; "" before the controller created it.
+// podsOf lists the workload's pods that run the revision with pod hash
+// hash, from the cache.
+func (t *Target) podsOf(hash string) []*corev1.Pod {
+	t.mu.Lock()
+	sel := t.selector
+	t.mu.Unlock()
+	if sel == nil {
+		return nil
+	}
+	pods, _ := t.podLister.Pods(t.ns).List(sel)
+	out := pods[:0]
+	for _, p := range pods {
+		if p.Labels[t.w.hashLabel()] == hash {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// newVersionHash is the new revision's pod hash: the one the latest health
+// look saw (the engine looks before every tick), else read now; "" before
+// the controller made it.
 func (t *Target) newVersionHash(ctx context.Context) string {
 	t.mu.Lock()
 	hash := t.newHash
@@ -303,32 +323,25 @@ func (t *Target) newVersionHash(ctx context.Context) string {
 	if hash != "" {
 		return hash
 	}
-	dep, err := t.deployment(ctx)
-	if err != nil {
+	s, err := t.look(ctx, false)
+	if err != nil || s.current == nil {
 		return ""
 	}
-	owned, err := t.owned(dep)
-	if err != nil {
-		return ""
-	}
-	if rs := newReplicaSet(dep, owned); rs != nil {
-		return rs.Labels[podTemplateHash]
-	}
-	return ""
+	return s.current.podHash
 }
 
-// Rollback returns the Deployment to the revision pinned at Start, unless
-// a GitOps controller manages it and the config respects that.
+// Rollback returns the workload to the revision pinned at Start, unless a
+// GitOps controller manages it and the config respects that.
 func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
 	t.mu.Lock()
 	pinned := t.pinned
 	t.mu.Unlock()
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return watch.RollbackOutcome{}, err
 	}
-	if who := gitOpsManager(dep.ObjectMeta); who != "" && t.cfg.GitOps == config.GitOpsRespect {
-		note := fmt.Sprintf("the Deployment is managed by %s, which would revert an undo within seconds", who)
+	if who := gitOpsManager(s.meta); who != "" && t.cfg.GitOps == config.GitOpsRespect {
+		note := fmt.Sprintf("the %s is managed by %s, which would revert an undo within seconds", t.kind, who)
 		if t.cfg.RollbackCommand == "" || t.hooks == nil {
 			return watch.RollbackOutcome{Declined: true, Note: note + "; no rollback_command is set: roll back in Git"}, nil
 		}
@@ -340,27 +353,50 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	if pinned == nil {
 		return watch.RollbackOutcome{}, errors.New("no revision was serving before the deploy: nothing to roll back to")
 	}
+	// The engine lets a rollback finish even when the watch is being
+	// stopped; a rollback that never becomes available must still end.
+	limit := t.cfg.Timeouts.Rollback.D()
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, limit,
+			fmt.Errorf("not rolled out within %s (target.kubernetes.timeouts.rollback)", config.FormatDuration(limit)))
+		defer cancel()
+	}
 	start := t.now()
-	res, err := t.undoTo(ctx, pinned.UID, false)
+	res, err := t.undoTo(ctx, pinned.uid, false)
 	if err != nil {
 		return watch.RollbackOutcome{}, err
 	}
-	if err := t.waitAvailable(ctx); err != nil {
+	if err := t.waitAvailable(ctx, pinned); err != nil {
 		return watch.RollbackOutcome{Note: res.Summary}, fmt.Errorf("after %s: %w", res.Summary, err)
 	}
-	return watch.RollbackOutcome{Note: fmt.Sprintf("%s; revision %d available again after %s",
-		res.Summary, revisionOf(pinned), t.now().Sub(start).Round(100*time.Millisecond))}, nil
+	note := fmt.Sprintf("%s; revision %d available again after %s", res.Summary, pinned.number, t.now().Sub(start).Round(100*time.Millisecond))
+	t.mu.Lock()
+	if n := len(t.deleted); n > 0 {
+		note += fmt.Sprintf(" (deleted %d stuck pod(s) of the bad revision, which a StatefulSet does not replace by itself)", n)
+	}
+	t.mu.Unlock()
+	return watch.RollbackOutcome{Note: note}, nil
 }
 
-// waitAvailable follows the rollback until the Deployment is complete.
-func (t *Target) waitAvailable(ctx context.Context) error {
+// waitAvailable follows the rollback until the workload is rolled out.
+// A StatefulSet with the default OrderedReady policy waits for a broken pod
+// to become ready before it replaces it, which it never does: the
+// Kubernetes documentation's "forced rollback" is to delete such pods after
+// reverting the template, and that is done here, for the pods not ready on
+// a revision other than the one rolled back to.
+func (t *Target) waitAvailable(ctx context.Context, to *revision) error {
 	for {
-		p, err := t.Progress(ctx, watch.Deploy{})
+		s, err := t.look(ctx, false)
 		switch {
-		case err == nil && p.Done:
+		case err == nil && s.rollout.done:
 			return nil
-		case err == nil && p.Failed:
-			return errors.New(p.Message)
+		case err == nil && s.rollout.failed:
+			return errors.New(s.rollout.message)
+		case err == nil && t.kind == config.KindStatefulSet:
+			if err := t.deleteStuckPods(ctx, s, to); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -370,20 +406,42 @@ func (t *Target) waitAvailable(ctx context.Context) error {
 	}
 }
 
-// LogLines reads the log lines the Deployment's pods wrote between since
-// and until (only the new ReplicaSet's pods when newVersion is set). Pods
-// whose logs cannot be read (no kubelet answering) make it an error, so the
+// deleteStuckPods deletes the workload's pods that are not ready and run
+// a revision other than to's, each once.
+func (t *Target) deleteStuckPods(ctx context.Context, s *snapshot, to *revision) error {
+	pods, err := t.podLister.Pods(t.ns).List(s.selector)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		t.mu.Lock()
+		done := t.deleted[p.UID]
+		t.mu.Unlock()
+		if done || p.DeletionTimestamp != nil || podReady(p) || p.Labels[t.w.hashLabel()] == to.podHash {
+			continue
+		}
+		uid := p.UID
+		err := t.cs.CoreV1().Pods(t.ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting stuck pod %s: %w", p.Name, err)
+		}
+		t.mu.Lock()
+		t.deleted[uid] = true
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// LogLines reads the log lines the workload's pods wrote between since and
+// until (only the new revision's pods when newVersion is set). Pods whose
+// logs cannot be read (no kubelet answering) make it an error, so the
 // checklist skips the item rather than judging part of the logs.
 func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersion bool) ([]string, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := t.podLister.Pods(t.ns).List(sel)
+	pods, err := t.podLister.Pods(t.ns).List(s.selector)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +451,7 @@ func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersio
 	}
 	var lines []string
 	for _, p := range pods {
-		if hash != "" && p.Labels[podTemplateHash] != hash {
+		if hash != "" && p.Labels[t.w.hashLabel()] != hash {
 			continue
 		}
 		for _, c := range p.Spec.Containers {
@@ -418,21 +476,23 @@ func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersio
 	return lines, nil
 }
 
-// GitOpsManager names the GitOps controller managing the Deployment, or "".
+// GitOpsManager names the GitOps controller managing the workload, or "".
 func (t *Target) GitOpsManager(ctx context.Context) string {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, false)
 	if err != nil {
 		return ""
 	}
-	return gitOpsManager(dep.ObjectMeta)
+	return gitOpsManager(s.meta)
 }
 
-// Pause pauses the rollout, as kubectl rollout pause does.
+// Kind is the kind of the workload watched, as in config.KindDeployment.
+func (t *Target) Kind() string { return t.kind }
+
+// Pause pauses the rollout, as kubectl rollout pause does (Deployments
+// only).
 func (t *Target) Pause(ctx context.Context, d watch.Deploy) error {
-	_, err := t.cs.AppsV1().Deployments(t.ns).Patch(ctx, t.name, types.MergePatchType,
-		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{FieldManager: "deploywatch"})
-	if err != nil {
-		return fmt.Errorf("pausing deployment %s/%s: %w", t.ns, t.name, err)
+	if err := t.w.pause(ctx); err != nil {
+		return fmt.Errorf("pausing %s: %w", t.what(), err)
 	}
 	return nil
 }
@@ -441,50 +501,41 @@ func (t *Target) Pause(ctx context.Context, d watch.Deploy) error {
 type UndoResult struct {
 	Revision int64
 	// Skipped is set when the template already matches the revision.
-	Skipped bool
-	Patch   []byte
-	Summary string
+	Skipped   bool
+	PatchType types.PatchType
+	Patch     []byte
+	Summary   string
 }
 
-// Undo returns the Deployment to revision (0: the previous revision, as
+// Undo returns the workload to revision (0: the previous revision, as
 // kubectl's default), with kubectl rollout undo's semantics: a paused
 // Deployment is refused; a template that already matches is left alone;
-// otherwise the ReplicaSet's template and annotations are patched back.
-// dryRun computes the patch only.
+// otherwise the revision's template is patched back (and, for a
+// Deployment, its annotations). dryRun computes the patch only.
 //
-// The revision is resolved once to its ReplicaSet, and retries aim at that
-// ReplicaSet: an undo gives it a new revision number, so a retry after a
+// The revision is resolved once to its object, and retries aim at that
+// object: an undo gives it a new revision number, so a retry after a
 // network error that aimed at the number again would fail or, worse, "undo
 // the undo" back to the bad version.
 func (t *Target) Undo(ctx context.Context, revision int64, dryRun bool) (UndoResult, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, true)
 	if err != nil {
 		return UndoResult{}, err
 	}
-	owned, err := t.listOwned(ctx, dep)
-	if err != nil {
-		return UndoResult{}, err
+	target := s.byNumber(revision)
+	switch {
+	case revision == 0 && len(s.revisions) < 2:
+		return UndoResult{}, errors.New("no previous revision to roll back to")
+	case revision == 0:
+		target = s.revisions[1]
+	case target == nil:
+		return UndoResult{}, fmt.Errorf("revision %d of %s no longer exists (revisionHistoryLimit?)", revision, t.what())
 	}
-	var target *appsv1.ReplicaSet
-	if revision == 0 {
-		if len(owned) < 2 {
-			return UndoResult{}, errors.New("no previous revision to roll back to")
-		}
-		target = owned[1]
-	} else {
-		for _, rs := range owned {
-			if revisionOf(rs) == revision {
-				target = rs
-			}
-		}
-		if target == nil {
-			return UndoResult{}, fmt.Errorf("revision %d of deployment %s/%s no longer exists (revisionHistoryLimit?)", revision, t.ns, t.name)
-		}
-	}
-	return t.undoTo(ctx, target.UID, dryRun)
+	return t.undoTo(ctx, target.uid, dryRun)
 }
 
-// undoTo undoes to the ReplicaSet uid, retrying what a retry can fix.
+// undoTo undoes to the revision whose object is uid, retrying what a retry
+// can fix.
 func (t *Target) undoTo(ctx context.Context, uid types.UID, dryRun bool) (UndoResult, error) {
 	var res UndoResult
 	var lastErr error
@@ -504,20 +555,6 @@ func (t *Target) undoTo(ctx context.Context, uid types.UID, dryRun bool) (UndoRe
 	return res, lastErr
 }
 
-// listOwned lists the Deployment's ReplicaSets fresh from the API: a
-// rollback must not act on a stale cache.
-func (t *Target) listOwned(ctx context.Context, dep *appsv1.Deployment) ([]*appsv1.ReplicaSet, error) {
-	list, err := t.cs.AppsV1().ReplicaSets(t.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing replicasets: %w", err)
-	}
-	all := make([]*appsv1.ReplicaSet, 0, len(list.Items))
-	for i := range list.Items {
-		all = append(all, &list.Items[i])
-	}
-	return ownedBy(dep, all), nil
-}
-
 // transient reports whether retrying err may succeed: the API server
 // overloaded or briefly unreachable, or a write that raced another.
 func transient(err error) bool {
@@ -529,43 +566,30 @@ func transient(err error) bool {
 }
 
 func (t *Target) undoOnce(ctx context.Context, uid types.UID, dryRun bool) (UndoResult, error) {
-	dep, err := t.deployment(ctx)
+	s, err := t.look(ctx, true)
 	if err != nil {
 		return UndoResult{}, err
 	}
-	if dep.Spec.Paused {
-		return UndoResult{}, fmt.Errorf("deployment %s/%s is paused: resume it (kubectl rollout resume) before rolling back", t.ns, t.name)
-	}
-	owned, err := t.listOwned(ctx, dep)
-	if err != nil {
-		return UndoResult{}, err
-	}
-	var target *appsv1.ReplicaSet
-	for _, rs := range owned {
-		if rs.UID == uid {
-			target = rs
-		}
-	}
+	target := s.byUID(uid)
 	if target == nil {
-		return UndoResult{}, fmt.Errorf("the ReplicaSet to roll back to (%s) no longer exists in %s/%s", uid, t.ns, t.name)
+		return UndoResult{}, fmt.Errorf("the revision to roll back to (%s) no longer exists in %s", uid, t.what())
 	}
-	res := UndoResult{Revision: revisionOf(target)}
-	if equalIgnoreHash(&target.Spec.Template, &dep.Spec.Template) {
+	res := UndoResult{Revision: target.number}
+	if s.paused {
+		return res, fmt.Errorf("%s is paused: resume it (kubectl rollout resume) before rolling back", t.what())
+	}
+	if equalIgnoreHash(target.template, s.template) {
 		res.Skipped = true
 		res.Summary = fmt.Sprintf("the template already matches revision %d: nothing to undo", res.Revision)
 		return res, nil
 	}
-	res.Patch, err = undoPatch(dep, target)
+	res.PatchType, res.Patch, err = t.w.undo(ctx, s, target, dryRun)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("patching %s back to revision %d: %w", t.what(), res.Revision, err)
 	}
 	if dryRun {
 		res.Summary = fmt.Sprintf("would roll back to revision %d (dry run)", res.Revision)
 		return res, nil
-	}
-	if _, err := t.cs.AppsV1().Deployments(t.ns).Patch(ctx, t.name, types.JSONPatchType, res.Patch,
-		metav1.PatchOptions{FieldManager: "deploywatch"}); err != nil {
-		return res, fmt.Errorf("patching deployment %s/%s back to revision %d: %w", t.ns, t.name, res.Revision, err)
 	}
 	res.Summary = fmt.Sprintf("patched the pod template back to revision %d", res.Revision)
 	return res, nil

@@ -12,10 +12,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Annotations and labels the Deployment controller and kubectl use.
 const (
+	fieldManager       = "deploywatch"
 	revisionAnnotation = "deployment.kubernetes.io/revision"
 	podTemplateHash    = appsv1.DefaultDeploymentUniqueLabelKey // "pod-template-hash"
 )
@@ -81,23 +83,24 @@ func newReplicaSet(dep *appsv1.Deployment, owned []*appsv1.ReplicaSet) *appsv1.R
 }
 
 // servingBefore picks the revision that was serving before the deploy:
-// the rollback target. Before run deploys, that is the ReplicaSet of the
-// current template. For a watch of a deploy already applied (even one that
-// already finished), it is the newest ReplicaSet that is not the new one.
-func servingBefore(dep *appsv1.Deployment, owned []*appsv1.ReplicaSet, alreadyStarted bool) *appsv1.ReplicaSet {
-	if len(owned) == 0 {
+// the rollback target. revs are newest first; current is the revision of
+// the current template, if the controller made it. Before run deploys,
+// that is the current revision. For a watch of a deploy already applied
+// (even one that already finished), it is the newest revision that is not
+// the new one.
+func servingBefore(revs []*revision, current *revision, alreadyStarted bool) *revision {
+	if len(revs) == 0 {
 		return nil
 	}
-	current := newReplicaSet(dep, owned)
 	if !alreadyStarted {
 		if current != nil {
 			return current
 		}
-		return owned[0]
+		return revs[0]
 	}
-	for _, rs := range owned {
-		if rs != current {
-			return rs
+	for _, r := range revs {
+		if r != current {
+			return r
 		}
 	}
 	return nil
@@ -105,13 +108,13 @@ func servingBefore(dep *appsv1.Deployment, owned []*appsv1.ReplicaSet, alreadySt
 
 // undoPatch is the JSON patch kubectl rollout undo sends: the target
 // ReplicaSet's template (without its hash label) and its annotations,
-// keeping the Deployment's own bookkeeping annotations.
-func undoPatch(dep *appsv1.Deployment, rs *appsv1.ReplicaSet) ([]byte, error) {
+// keeping the Deployment's own bookkeeping annotations (current).
+func undoPatch(current map[string]string, rs *appsv1.ReplicaSet) ([]byte, error) {
 	tmpl := rs.Spec.Template.DeepCopy()
 	delete(tmpl.Labels, podTemplateHash)
 	annotations := map[string]string{}
 	for k := range annotationsToSkip {
-		if v, ok := dep.Annotations[k]; ok {
+		if v, ok := current[k]; ok {
 			annotations[k] = v
 		}
 	}
@@ -153,6 +156,76 @@ func rolloutStatus(dep *appsv1.Deployment) (done, failed bool, msg string) {
 		return false, false, fmt.Sprintf("%d of %d updated replicas available", st.AvailableReplicas, st.UpdatedReplicas)
 	}
 	return true, false, fmt.Sprintf("deployment %q successfully rolled out: %d/%d replicas available", dep.Name, st.AvailableReplicas, want)
+}
+
+// controllerRevisions are the revisions of the StatefulSet or DaemonSet
+// owner among all, newest first. Each one's data is the strategic merge
+// patch {"spec":{"template":{...,"$patch":"replace"}}} that restores it.
+func controllerRevisions(all []*appsv1.ControllerRevision, owner types.UID, podHash func(*appsv1.ControllerRevision) string) ([]*revision, error) {
+	var out []*revision
+	for _, cr := range all {
+		if ref := metav1.GetControllerOf(cr); ref == nil || ref.UID != owner {
+			continue
+		}
+		var data struct {
+			Spec struct {
+				Template corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(cr.Data.Raw, &data); err != nil {
+			return nil, fmt.Errorf("controllerrevision %s: reading its template: %w", cr.Name, err)
+		}
+		out = append(out, &revision{uid: cr.UID, number: cr.Revision, podHash: podHash(cr), template: &data.Spec.Template, data: cr.Data.Raw})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].number > out[j].number })
+	return out, nil
+}
+
+// statefulSetStatus is kubectl rollout status's reading of a StatefulSet.
+// A StatefulSet has no progress deadline: a stuck rollout shows in its
+// pods' health.
+func statefulSetStatus(set *appsv1.StatefulSet) (done, failed bool, msg string) {
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return false, false, "the OnDelete update strategy changes pods only when they are deleted"
+	}
+	if set.Status.ObservedGeneration == 0 || set.Generation > set.Status.ObservedGeneration {
+		return false, false, "waiting for the StatefulSet's new spec to be observed"
+	}
+	want := int32(1)
+	if set.Spec.Replicas != nil {
+		want = *set.Spec.Replicas
+	}
+	st := set.Status
+	if st.ReadyReplicas < want {
+		return false, false, fmt.Sprintf("%d of %d pods ready", st.ReadyReplicas, want)
+	}
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+		if st.UpdatedReplicas < want-*ru.Partition {
+			return false, false, fmt.Sprintf("partitioned rollout: %d of %d new pods updated", st.UpdatedReplicas, want-*ru.Partition)
+		}
+		return true, false, fmt.Sprintf("partitioned rollout complete: %d new pods updated", st.UpdatedReplicas)
+	}
+	if st.UpdateRevision != st.CurrentRevision {
+		return false, false, fmt.Sprintf("%d of %d pods at revision %s", st.UpdatedReplicas, want, st.UpdateRevision)
+	}
+	return true, false, fmt.Sprintf("statefulset %q rolled out: %d pods at revision %s", set.Name, st.CurrentReplicas, st.CurrentRevision)
+}
+
+// daemonSetStatus is kubectl rollout status's reading of a DaemonSet.
+func daemonSetStatus(set *appsv1.DaemonSet) (done, failed bool, msg string) {
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		return false, false, "the OnDelete update strategy changes pods only when they are deleted"
+	}
+	st := set.Status
+	switch {
+	case set.Generation > st.ObservedGeneration:
+		return false, false, "waiting for the DaemonSet's new spec to be observed"
+	case st.UpdatedNumberScheduled < st.DesiredNumberScheduled:
+		return false, false, fmt.Sprintf("%d of %d new pods updated", st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
+	case st.NumberAvailable < st.DesiredNumberScheduled:
+		return false, false, fmt.Sprintf("%d of %d updated pods available", st.NumberAvailable, st.DesiredNumberScheduled)
+	}
+	return true, false, fmt.Sprintf("daemonset %q rolled out: %d pods available", set.Name, st.NumberAvailable)
 }
 
 // gitOpsManager names the GitOps controller that manages the object, if

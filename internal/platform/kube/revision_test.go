@@ -2,6 +2,7 @@ package kube
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -64,12 +66,16 @@ func TestServingBefore(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := servingBefore(c.dep, ownedBy(c.dep, c.rss), c.started)
+			s, err := deploymentSnapshot(c.dep, c.rss)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := servingBefore(s.revisions, s.current, c.started)
 			switch {
 			case c.want == "" && got != nil:
-				t.Fatalf("pinned revision %d, want none", revisionOf(got))
-			case c.want != "" && (got == nil || got.Annotations[revisionAnnotation] != c.want):
-				t.Fatalf("pinned %v, want revision %s", got, c.want)
+				t.Fatalf("pinned revision %d, want none", got.number)
+			case c.want != "" && (got == nil || strconv.FormatInt(got.number, 10) != c.want):
+				t.Fatalf("pinned %+v, want revision %s", got, c.want)
 			}
 		})
 	}
@@ -78,7 +84,7 @@ func TestServingBefore(t *testing.T) {
 func TestUndoPatchIsKubectls(t *testing.T) {
 	d := dep("api:v2")
 	d.Annotations["deployment.kubernetes.io/revision-history"] = "1"
-	patch, err := undoPatch(d, rs("1", "api:v1", "aaa"))
+	patch, err := undoPatch(d.Annotations, rs("1", "api:v1", "aaa"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,5 +221,128 @@ func TestPodProblems(t *testing.T) {
 				t.Fatalf("problems %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestStatefulSetStatus(t *testing.T) {
+	two := int32(2)
+	one := int32(1)
+	set := func(mutate func(*appsv1.StatefulSet)) *appsv1.StatefulSet {
+		s := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Generation: 3},
+			Spec:       appsv1.StatefulSetSpec{Replicas: &two, UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}},
+			Status: appsv1.StatefulSetStatus{ObservedGeneration: 3, ReadyReplicas: 2, UpdatedReplicas: 2, CurrentReplicas: 2,
+				CurrentRevision: "db-bbb", UpdateRevision: "db-bbb"},
+		}
+		if mutate != nil {
+			mutate(s)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		set  *appsv1.StatefulSet
+		done bool
+		msg  string
+	}{
+		{"rolled out", set(nil), true, "rolled out"},
+		{"spec not observed", set(func(s *appsv1.StatefulSet) { s.Status.ObservedGeneration = 2 }), false, "observed"},
+		{"a pod not ready", set(func(s *appsv1.StatefulSet) { s.Status.ReadyReplicas = 1 }), false, "1 of 2 pods ready"},
+		{"pods on the old revision", set(func(s *appsv1.StatefulSet) { s.Status.CurrentRevision, s.Status.UpdatedReplicas = "db-aaa", 1 }), false, "1 of 2 pods at revision db-bbb"},
+		{"partition reached", set(func(s *appsv1.StatefulSet) {
+			s.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: &one}
+			s.Status.CurrentRevision, s.Status.UpdatedReplicas = "db-aaa", 1
+		}), true, "partitioned rollout complete"},
+		{"OnDelete never rolls out by itself", set(func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType }), false, "OnDelete"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done, failed, msg := statefulSetStatus(tc.set)
+			if done != tc.done || failed || !strings.Contains(msg, tc.msg) {
+				t.Errorf("done %v failed %v %q, want done %v and %q", done, failed, msg, tc.done, tc.msg)
+			}
+		})
+	}
+}
+
+func TestDaemonSetStatus(t *testing.T) {
+	set := func(gen, observed int64, desired, updated, available int32) *appsv1.DaemonSet {
+		return &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "agent", Generation: gen},
+			Status: appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired,
+				UpdatedNumberScheduled: updated, NumberAvailable: available},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		set  *appsv1.DaemonSet
+		done bool
+		msg  string
+	}{
+		{"rolled out", set(2, 2, 3, 3, 3), true, "rolled out"},
+		{"spec not observed", set(2, 1, 3, 3, 3), false, "observed"},
+		{"nodes left to update", set(2, 2, 3, 1, 3), false, "1 of 3 new pods updated"},
+		{"updated but not available", set(2, 2, 3, 3, 2), false, "2 of 3 updated pods available"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done, _, msg := daemonSetStatus(tc.set)
+			if done != tc.done || !strings.Contains(msg, tc.msg) {
+				t.Errorf("done %v %q, want done %v and %q", done, msg, tc.done, tc.msg)
+			}
+		})
+	}
+}
+
+// controllerRevision is what the StatefulSet and DaemonSet controllers
+// store: the patch that restores the template, owned by the workload.
+func controllerRevision(t *testing.T, owner types.UID, name, hash string, number int64, image string) *appsv1.ControllerRevision {
+	t.Helper()
+	tmpl := template(image, "")
+	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The controllers write "$patch": "replace" into the template.
+	data = []byte(strings.Replace(string(data), `"template":{`, `"template":{"$patch":"replace",`, 1))
+	ctrl := true
+	cr := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("cr-" + name), Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: hash},
+			OwnerReferences: []metav1.OwnerReference{{UID: owner, Controller: &ctrl}}},
+		Revision: number,
+	}
+	cr.Data.Raw = data
+	return cr
+}
+
+func TestControllerRevisionsPinAndRestore(t *testing.T) {
+	v1 := controllerRevision(t, "set-uid", "db-aaa", "aaa", 1, "api:v1")
+	v2 := controllerRevision(t, "set-uid", "db-bbb", "bbb", 2, "api:v2")
+	stranger := controllerRevision(t, "other-uid", "x-zzz", "zzz", 9, "other:v1")
+	revs, err := controllerRevisions([]*appsv1.ControllerRevision{v1, stranger, v2}, "set-uid",
+		func(cr *appsv1.ControllerRevision) string { return cr.Name })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 2 || revs[0].number != 2 || revs[1].number != 1 || revs[1].podHash != "db-aaa" {
+		t.Fatalf("revisions %+v, want 2 then 1, the stranger left out", revs)
+	}
+	if img := revs[1].template.Spec.Containers[0].Image; img != "api:v1" {
+		t.Errorf("template of revision 1 runs %s", img)
+	}
+	if string(revs[1].data) != string(v1.Data.Raw) {
+		t.Errorf("the undo patch must be the revision's data as stored")
+	}
+	cur := template("api:v2", "")
+	h := &history{}
+	s := &snapshot{template: &cur}
+	h.withCurrent(s, revs, "")
+	if s.current != revs[0] {
+		t.Fatalf("current %+v, want revision 2 (its template is the workload's)", s.current)
+	}
+	if got := servingBefore(s.revisions, s.current, true); got != revs[1] {
+		t.Errorf("pinned %+v, want revision 1", got)
+	}
+	if _, err := controllerRevisions([]*appsv1.ControllerRevision{{ObjectMeta: v1.ObjectMeta, Data: runtime.RawExtension{Raw: []byte("{")}}}, "set-uid",
+		func(cr *appsv1.ControllerRevision) string { return cr.Name }); err == nil || !strings.Contains(err.Error(), "controllerrevision db-aaa") {
+		t.Errorf("corrupt data: %v, want an error naming the revision", err)
 	}
 }
