@@ -24,8 +24,9 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 build() {
 	if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager && -x $BIN/kube-scheduler &&
-		-x $BIN/kubectl && -x $BIN/etcd && -x $BIN/kwok && -d $CACHE/stages ]]; then
+		-x $BIN/kubectl && -x $BIN/etcd && -x $BIN/kwok ]]; then
 		log "kubernetes $K8S_VERSION binaries cached in $CACHE"
+		kwok_assets
 		return
 	fi
 	mkdir -p "$BIN"
@@ -100,13 +101,21 @@ build() {
 		CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
 	)
 	GOBIN=$BIN CGO_ENABLED=0 go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+	rm -rf "$tools"
+	kwok_assets
+	log "built into $BIN"
+}
+
+# kwok_assets copies from kwok's module the stage definitions and the CRDs
+# of its Logs and ClusterLogs objects, once (a small module download).
+kwok_assets() {
+	[[ -d $CACHE/stages && -d $CACHE/crds ]] && return
 	local kwokdir
 	kwokdir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-	rm -rf "$CACHE/stages" && mkdir -p "$CACHE/stages"
+	rm -rf "$CACHE/stages" "$CACHE/crds" && mkdir -p "$CACHE/stages" "$CACHE/crds"
 	cp -r "$kwokdir/kustomize/stage/." "$CACHE/stages/"
-	chmod -R u+w "$CACHE/stages"
-	rm -rf "$tools"
-	log "built into $BIN"
+	cp "$kwokdir"/kustomize/crd/bases/kwok.x-k8s.io_{logs,clusterlogs}.yaml "$CACHE/crds/"
+	chmod -R u+w "$CACHE/stages" "$CACHE/crds"
 }
 
 # free_port prints a loopback port nobody listens on, below the kernel's
@@ -199,6 +208,7 @@ up() {
 			--service-account-issuer https://kubernetes.default.svc \
 			--service-cluster-ip-range 10.96.0.0/16 \
 			--allow-privileged \
+			--kubelet-preferred-address-types InternalIP \
 			--enable-priority-and-fairness=false
 		if wait_for kube-apiserver 240 curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"; then break; fi
 		port_taken kube-apiserver && ((attempt < 3)) || false
@@ -242,9 +252,23 @@ up() {
 		[[ $(basename "$stage") == kustomization.yaml ]] || files+=("$stage")
 	done
 	awk 'FNR==1 && NR!=1 {print "---"} {print}' "${files[@]}" >"$DIR/stages.yaml"
+	# kwok also plays the kubelet's HTTPS server on loopback, so that pod
+	# logs work: the API server reaches the fake nodes at their InternalIP
+	# (127.0.0.1) and kwok's port, and does not verify the kubelet's
+	# certificate (no --kubelet-certificate-authority). Tests describe the
+	# logs with kwok's Logs and ClusterLogs objects.
+	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$CACHE/crds" >/dev/null
+	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" wait --for=condition=Established crd --all --timeout=30s >/dev/null
+	local kwok_port
+	kwok_port=$(free_port)
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=kwok -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$DIR/certs/kwok.key" -out "$DIR/certs/kwok.crt" 2>/dev/null
 	start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
 		--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 10.244.0.1
+		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+		--node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
+		--tls-cert-file "$DIR/certs/kwok.crt" --tls-private-key-file "$DIR/certs/kwok.key" \
+		--enable-crds Logs,ClusterLogs
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$REPO/test/kube/nodes.yaml" >/dev/null
 	wait_for kwok 60 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
 	wait_for kube-controller-manager 120 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default

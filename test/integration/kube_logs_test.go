@@ -1,0 +1,103 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/deploywatch/deploywatch/internal/testenv"
+	"github.com/deploywatch/deploywatch/internal/watch"
+)
+
+// podLogs makes kwok, playing the kubelet, serve the lines as the logs of
+// every pod in ns: a ClusterLogs object pointing at a file in the CRI log
+// format the kubelet reads ("TIME STREAM F line").
+func (c *cluster) podLogs(t *testing.T, ns string, lines map[time.Time]string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pod.log")
+	var b strings.Builder
+	for at, line := range lines {
+		fmt.Fprintf(&b, "%s stdout F %s\n", at.UTC().Format(time.RFC3339Nano), line)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := dynamic.NewForConfig(c.rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "ClusterLogs",
+		"metadata":   map[string]any{"name": ns},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchNamespaces": []any{ns}},
+			"logs":     []any{map[string]any{"logsFile": path}},
+		},
+	}}
+	res := dc.Resource(schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "clusterlogs"})
+	if _, err := res.Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = res.Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+}
+
+func findVerifyItem(r *watch.Report, name string) *watch.VerifyItem {
+	for i := range r.Verify {
+		if r.Verify[i].Name == name {
+			return &r.Verify[i]
+		}
+	}
+	return nil
+}
+
+// TestKubernetesLogScan reads the new pods' logs through the API server
+// (pods/log, served by kwok as the kubelet) for the checklist's logs item.
+func TestKubernetesLogScan(t *testing.T) {
+	c := kubeCluster(t)
+	if c.kubectl == "" {
+		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
+	}
+	verify := "verify:\n  logs:\n    window: 2m\n"
+	for _, tc := range []struct {
+		name     string
+		after    string // the line the pods log after the deploy
+		wantCode int
+		outcome  watch.Outcome
+		evidence string
+	}{
+		{"error lines after the deploy fail it", "ERROR connecting to the database: connection refused", 1, watch.OutcomeFailed, "ERROR connecting to the database"},
+		{"clean logs pass", "GET /api/v1/status 200", 0, watch.OutcomePassed, "no error lines among"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.namespace(t)
+			c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
+			now := time.Now()
+			lines := map[time.Time]string{now.Add(-time.Minute): "GET /api/v1/status 200"}
+			for i := range 5 {
+				// Just after the deploy starts, before the checklist runs.
+				lines[now.Add(time.Second+time.Duration(i)*time.Millisecond)] = tc.after
+			}
+			c.podLogs(t, ns, lines)
+			cfg := kubeConfigFile(t, ns, "api", "", verify)
+			code, out, r := c.runSetImage(t, ns, cfg, "v2")
+			item := findVerifyItem(r, "logs")
+			if code != tc.wantCode || item == nil || item.Outcome != tc.outcome || !strings.Contains(item.Evidence, tc.evidence) {
+				t.Fatalf("exit %d, logs item %+v\n%s", code, item, out)
+			}
+			if tc.outcome == watch.OutcomeFailed && (!strings.Contains(item.Evidence, "api-") || r.Rollback == nil || !r.Rollback.OK) {
+				t.Errorf("evidence %q should name the pod; rollback %+v", item.Evidence, r.Rollback)
+			}
+		})
+	}
+}
