@@ -181,13 +181,13 @@ func (d *deployment) undo(ctx context.Context, s *snapshot, rev *revision, dryRu
 	if err != nil || dryRun {
 		return types.JSONPatchType, patch, err
 	}
-	_, err = d.cs.AppsV1().Deployments(d.ns).Patch(ctx, d.name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	_, err = d.cs.AppsV1().Deployments(d.ns).Patch(ctx, d.name, types.JSONPatchType, patch, patchOptions())
 	return types.JSONPatchType, patch, err
 }
 
 func (d *deployment) pause(ctx context.Context) error {
 	_, err := d.cs.AppsV1().Deployments(d.ns).Patch(ctx, d.name, types.MergePatchType,
-		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{FieldManager: fieldManager})
+		[]byte(`{"spec":{"paused":true}}`), patchOptions())
 	return err
 }
 
@@ -250,13 +250,15 @@ func (h *history) withCurrent(s *snapshot, revs []*revision, currentName string)
 }
 
 // undo is kubectl's undo for ControllerRevision kinds: the revision's data
-// is the strategic merge patch that restores its template.
-func (h *history) undo(ctx context.Context, patch func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) error, rev *revision, dryRun bool) (types.PatchType, []byte, error) {
+// is the strategic merge patch that restores its template; apply sends it.
+func (h *history) undo(ctx context.Context, rev *revision, dryRun bool, apply func(context.Context, []byte) error) (types.PatchType, []byte, error) {
 	if dryRun {
 		return types.StrategicMergePatchType, rev.data, nil
 	}
-	return types.StrategicMergePatchType, rev.data, patch(ctx, h.name, types.StrategicMergePatchType, rev.data, metav1.PatchOptions{FieldManager: fieldManager})
+	return types.StrategicMergePatchType, rev.data, apply(ctx, rev.data)
 }
+
+func patchOptions() metav1.PatchOptions { return metav1.PatchOptions{FieldManager: fieldManager} }
 
 func onDelete(kind, ns, name string) string {
 	return fmt.Sprintf("%s %s/%s uses the OnDelete update strategy: its pods change only when someone deletes them, so there is no rollout to follow (use RollingUpdate)",
@@ -298,10 +300,10 @@ func (st *statefulSet) look(ctx context.Context, fresh bool) (*snapshot, error) 
 }
 
 func (st *statefulSet) undo(ctx context.Context, s *snapshot, rev *revision, dryRun bool) (types.PatchType, []byte, error) {
-	return st.history.undo(ctx, func(ctx context.Context, name string, pt types.PatchType, data []byte, o metav1.PatchOptions, sub ...string) error {
-		_, err := st.cs.AppsV1().StatefulSets(st.ns).Patch(ctx, name, pt, data, o, sub...)
+	return st.history.undo(ctx, rev, dryRun, func(ctx context.Context, data []byte) error {
+		_, err := st.cs.AppsV1().StatefulSets(st.ns).Patch(ctx, st.name, types.StrategicMergePatchType, data, patchOptions())
 		return err
-	}, rev, dryRun)
+	})
 }
 
 func (st *statefulSet) pause(context.Context) error { return errNoPause }
@@ -337,10 +339,10 @@ func (ds *daemonSet) look(ctx context.Context, fresh bool) (*snapshot, error) {
 }
 
 func (ds *daemonSet) undo(ctx context.Context, s *snapshot, rev *revision, dryRun bool) (types.PatchType, []byte, error) {
-	return ds.history.undo(ctx, func(ctx context.Context, name string, pt types.PatchType, data []byte, o metav1.PatchOptions, sub ...string) error {
-		_, err := ds.cs.AppsV1().DaemonSets(ds.ns).Patch(ctx, name, pt, data, o, sub...)
+	return ds.history.undo(ctx, rev, dryRun, func(ctx context.Context, data []byte) error {
+		_, err := ds.cs.AppsV1().DaemonSets(ds.ns).Patch(ctx, ds.name, types.StrategicMergePatchType, data, patchOptions())
 		return err
-	}, rev, dryRun)
+	})
 }
 
 func (ds *daemonSet) pause(context.Context) error { return errNoPause }
