@@ -18,19 +18,30 @@ import (
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
-// podLogs makes kwok, playing the kubelet, serve the lines as the logs of
-// every pod in ns: a ClusterLogs object pointing at a file in the CRI log
-// format the kubelet reads ("TIME STREAM F line").
-func (c *cluster) podLogs(t *testing.T, ns string, lines map[time.Time]string) {
+// podLog is a log file in the CRI format the kubelet reads
+// ("TIME STREAM F line"), which kwok serves as pods' logs.
+type podLog string
+
+// write appends a line logged at a time.
+func (l podLog) write(t *testing.T, at time.Time, line string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "pod.log")
-	var b strings.Builder
-	for at, line := range lines {
-		fmt.Fprintf(&b, "%s stdout F %s\n", at.UTC().Format(time.RFC3339Nano), line)
+	f, err := os.OpenFile(string(l), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s stdout F %s\n", at.UTC().Format(time.RFC3339Nano), line); err != nil {
+		t.Error(err)
 	}
+}
+
+// podLogs makes kwok, playing the kubelet, serve one log file as the logs
+// of every pod in ns, through a ClusterLogs object.
+func (c *cluster) podLogs(t *testing.T, ns string) podLog {
+	t.Helper()
+	path := podLog(filepath.Join(t.TempDir(), "pod.log"))
+	path.write(t, time.Now().Add(-time.Minute), "GET /api/v1/status 200")
 	dc, err := dynamic.NewForConfig(c.rc)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +52,7 @@ func (c *cluster) podLogs(t *testing.T, ns string, lines map[time.Time]string) {
 		"metadata":   map[string]any{"name": ns},
 		"spec": map[string]any{
 			"selector": map[string]any{"matchNamespaces": []any{ns}},
-			"logs":     []any{map[string]any{"logsFile": path}},
+			"logs":     []any{map[string]any{"logsFile": string(path)}},
 		},
 	}}
 	res := dc.Resource(schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "clusterlogs"})
@@ -49,6 +60,7 @@ func (c *cluster) podLogs(t *testing.T, ns string, lines map[time.Time]string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = res.Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	return path
 }
 
 func findVerifyItem(r *watch.Report, name string) *watch.VerifyItem {
@@ -82,15 +94,28 @@ func TestKubernetesLogScan(t *testing.T) {
 			t.Parallel()
 			ns := c.namespace(t)
 			c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-			now := time.Now()
-			lines := map[time.Time]string{now.Add(-time.Minute): "GET /api/v1/status 200"}
-			for i := range 5 {
-				// Just after the deploy starts, before the checklist runs.
-				lines[now.Add(time.Second+time.Duration(i)*time.Millisecond)] = tc.after
-			}
-			c.podLogs(t, ns, lines)
+			logs := c.podLogs(t, ns)
+			// The new version logs as soon as its ReplicaSet exists: after
+			// the deploy started, before the checklist runs (after the
+			// rollout and the warm-up).
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				deadline := time.Now().Add(time.Minute)
+				for time.Now().Before(deadline) {
+					d, err := c.cs.AppsV1().Deployments(ns).Get(context.Background(), "api", metav1.GetOptions{})
+					if err == nil && d.Annotations["deployment.kubernetes.io/revision"] == "2" {
+						for range 5 {
+							logs.write(t, time.Now(), tc.after)
+						}
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
 			cfg := kubeConfigFile(t, ns, "api", "", verify)
 			code, out, r := c.runSetImage(t, ns, cfg, "v2")
+			<-done
 			item := findVerifyItem(r, "logs")
 			if code != tc.wantCode || item == nil || item.Outcome != tc.outcome || !strings.Contains(item.Evidence, tc.evidence) {
 				t.Fatalf("exit %d, logs item %+v\n%s", code, item, out)
