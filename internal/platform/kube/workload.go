@@ -230,9 +230,26 @@ func (h *history) revisions(ctx context.Context, fresh bool, uid types.UID, podH
 	return controllerRevisions(all, uid, podHash)
 }
 
-// withCurrent fills the snapshot's revisions and finds the current one:
-// named by the status when the controller reports it (StatefulSet), else
-// the newest whose template is the workload's.
+// snapshot reads the revisions of the workload described by meta,
+// selector and template, and finds the current one: named by the status
+// when the controller reports it (currentName, a StatefulSet's update
+// revision), else the newest whose template is the workload's.
+func (h *history) snapshot(ctx context.Context, fresh bool, meta metav1.ObjectMeta, selector *metav1.LabelSelector, template *corev1.PodTemplateSpec,
+	podHash func(*appsv1.ControllerRevision) string, currentName string) (*snapshot, error) {
+	revs, err := h.revisions(ctx, fresh, meta.UID, podHash)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil, fmt.Errorf("%s selector: %w", meta.Name, err)
+	}
+	s := &snapshot{meta: meta, selector: sel, template: template}
+	h.withCurrent(s, revs, currentName)
+	return s, nil
+}
+
+// withCurrent fills the snapshot's revisions and finds the current one.
 func (h *history) withCurrent(s *snapshot, revs []*revision, currentName string) {
 	s.revisions = revs
 	for _, r := range revs {
@@ -278,24 +295,19 @@ func (st *statefulSet) look(ctx context.Context, fresh bool) (*snapshot, error) 
 	if err != nil {
 		return nil, readErr(st.kind(), st.ns, st.name, err)
 	}
-	revs, err := st.revisions(ctx, fresh, set.UID, func(cr *appsv1.ControllerRevision) string { return cr.Name })
-	if err != nil {
-		return nil, err
-	}
-	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("statefulset selector: %w", err)
-	}
-	s := &snapshot{meta: set.ObjectMeta, selector: sel, template: &set.Spec.Template}
-	s.rollout.done, s.rollout.failed, s.rollout.message = statefulSetStatus(set)
-	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-		s.unsupported = onDelete(st.kind(), st.ns, st.name)
-	}
 	current := ""
 	if set.Status.ObservedGeneration >= set.Generation {
 		current = set.Status.UpdateRevision
 	}
-	st.withCurrent(s, revs, current)
+	s, err := st.snapshot(ctx, fresh, set.ObjectMeta, set.Spec.Selector, &set.Spec.Template,
+		func(cr *appsv1.ControllerRevision) string { return cr.Name }, current)
+	if err != nil {
+		return nil, err
+	}
+	s.rollout.done, s.rollout.failed, s.rollout.message = statefulSetStatus(set)
+	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		s.unsupported = onDelete(st.kind(), st.ns, st.name)
+	}
 	return s, nil
 }
 
@@ -319,22 +331,15 @@ func (ds *daemonSet) look(ctx context.Context, fresh bool) (*snapshot, error) {
 	if err != nil {
 		return nil, readErr(ds.kind(), ds.ns, ds.name, err)
 	}
-	revs, err := ds.revisions(ctx, fresh, set.UID, func(cr *appsv1.ControllerRevision) string {
-		return cr.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
-	})
+	s, err := ds.snapshot(ctx, fresh, set.ObjectMeta, set.Spec.Selector, &set.Spec.Template,
+		func(cr *appsv1.ControllerRevision) string { return cr.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] }, "")
 	if err != nil {
 		return nil, err
 	}
-	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("daemonset selector: %w", err)
-	}
-	s := &snapshot{meta: set.ObjectMeta, selector: sel, template: &set.Spec.Template}
 	s.rollout.done, s.rollout.failed, s.rollout.message = daemonSetStatus(set)
 	if set.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
 		s.unsupported = onDelete(ds.kind(), ds.ns, ds.name)
 	}
-	ds.withCurrent(s, revs, "")
 	return s, nil
 }
 
