@@ -37,11 +37,13 @@ var _ watch.Observer = (*printer)(nil)
 func newPrinter(w io.Writer, output string, env func(string) (string, bool)) *printer {
 	p := &printer{w: w, json: output == "json", began: time.Now()}
 	if f, ok := w.(*os.File); ok && !p.json && term.IsTerminal(int(f.Fd())) {
+		// A dumb terminal interprets no escape sequences: no status line
+		// (it needs "erase line") and no colors.
 		if v, ok := env("TERM"); !ok || v != "dumb" {
 			p.live = true
+			_, noColor := env("NO_COLOR")
+			p.color = !noColor
 		}
-		_, noColor := env("NO_COLOR")
-		p.color = !noColor
 	}
 	if p.live {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
