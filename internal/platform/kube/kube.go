@@ -115,8 +115,17 @@ func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.Kubernet
 	}
 	// Watches, not polling: revisions and pods come from informers; the
 	// workload itself is read fresh at each look, which also tells at once
-	// when the API server cannot be reached.
-	t.factory = informers.NewSharedInformerFactoryWithOptions(cs, 5*time.Minute, informers.WithNamespace(t.ns))
+	// when the API server cannot be reached. The informers hold only the
+	// objects the workload's selector matches (immutable in apps/v1; its
+	// pods, and its ReplicaSets or ControllerRevisions, which carry the
+	// template's labels), not the whole namespace.
+	first, err := t.w.look(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	selector := first.selector.String()
+	t.factory = informers.NewSharedInformerFactoryWithOptions(cs, 5*time.Minute, informers.WithNamespace(t.ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
 	revisionsSynced := t.w.watchRevisions(t.factory)
 	podInf := t.factory.Core().V1().Pods()
 	t.podLister = podInf.Lister()
@@ -126,10 +135,7 @@ func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.Kubernet
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), revisionsSynced, podInformer.HasSynced) {
 		t.Close()
-		if _, err := t.w.look(ctx, true); err != nil {
-			return nil, fmt.Errorf("watching namespace %s: %w", t.ns, err)
-		}
-		return nil, fmt.Errorf("watching namespace %s: the revision and pod caches did not sync within 30s", t.ns)
+		return nil, fmt.Errorf("watching %s: the revision and pod caches did not sync within 30s", t.what())
 	}
 	return t, nil
 }
@@ -170,7 +176,7 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
 	}
 	pinned := servingBefore(s.revisions, s.current, d.AlreadyStarted)
 	base := map[string]int32{}
-	pods, _ := t.podLister.Pods(t.ns).List(labels.Everything())
+	pods, _ := t.podLister.Pods(t.ns).List(s.selector)
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			base[p.Name+"/"+cs.Name] = cs.RestartCount
