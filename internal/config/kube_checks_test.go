@@ -135,3 +135,14 @@ metrics:
 		}
 	}
 }
+
+// TestKubernetesExampleLoads keeps examples/kubernetes.yaml a valid config.
+func TestKubernetesExampleLoads(t *testing.T) {
+	c, err := LoadFile("../../examples/kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind, name := c.Target.Kubernetes.Workload(); kind != KindDeployment || name != "api" {
+		t.Errorf("workload %s %s", kind, name)
+	}
+}
