@@ -259,16 +259,23 @@ up() {
 	# logs with kwok's Logs and ClusterLogs objects.
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$CACHE/crds" >/dev/null
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" wait --for=condition=Established crd --all --timeout=30s >/dev/null
-	local kwok_port
-	kwok_port=$(free_port)
 	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=kwok -addext subjectAltName=IP:127.0.0.1 \
 		-keyout "$DIR/certs/kwok.key" -out "$DIR/certs/kwok.crt" 2>/dev/null
-	start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
-		--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
-		--node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
-		--tls-cert-file "$DIR/certs/kwok.crt" --tls-private-key-file "$DIR/certs/kwok.key" \
-		--enable-crds Logs,ClusterLogs
+	# kwok must hold its port before the nodes exist: they are told the
+	# port once, when kwok initializes them.
+	local kwok_port
+	for attempt in 1 2 3; do
+		kwok_port=$(free_port)
+		start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
+			--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+			--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+			--node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
+			--tls-cert-file "$DIR/certs/kwok.crt" --tls-private-key-file "$DIR/certs/kwok.key" \
+			--enable-crds Logs,ClusterLogs
+		if wait_for kwok 120 curl -skf "https://127.0.0.1:$kwok_port/healthz"; then break; fi
+		port_taken kwok && ((attempt < 3)) || false
+		log "a port was taken before kwok bound it; trying another"
+	done
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$REPO/test/kube/nodes.yaml" >/dev/null
 	wait_for kwok 60 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
 	wait_for kube-controller-manager 120 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default

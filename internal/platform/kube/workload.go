@@ -84,8 +84,9 @@ type workload interface {
 	kind() string
 	// hashLabel is the pod label that tells which revision a pod runs.
 	hashLabel() string
-	// watchRevisions starts watching the namespace's revision objects and
-	// returns the informer's sync check.
+	// watchRevisions registers the informer of the kind's revision objects
+	// (ReplicaSets or ControllerRevisions) with the factory, which filters
+	// them by the workload's selector, and returns its sync check.
 	watchRevisions(f informers.SharedInformerFactory) cache.InformerSynced
 	// look reads the workload fresh from the API and its revisions, from the
 	// informer cache, or fresh from the API when fresh is set (a rollback
