@@ -234,10 +234,17 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 		out.Reason = fmt.Sprintf("too little traffic to judge: %.0f requests, need %.0f", obs.Total, minTotal)
 		return out
 	}
-	line, ok, before := t.failLine(out.Baseline)
+	// A baseline counted on fewer requests than a verdict needs says
+	// nothing: one error in five requests must neither raise the line nor
+	// excuse a regression. It is still reported.
+	judgedBase := out.Baseline
+	if !(base.Total >= minTotal) {
+		judgedBase, base = math.NaN(), Counts{}
+	}
+	line, ok, before := t.failLine(judgedBase)
 	out.BreachingBefore = before
 	if !ok {
-		return warnOrPass(out, out.Value, out.Baseline, t, false)
+		return warnOrPass(out, out.Value, judgedBase, t, false)
 	}
 	out.Line = line
 	var pBeyond, pWithin float64 // p-values of "beyond the line" and "within it"
@@ -271,7 +278,7 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 		return out
 	}
 	out.Confidence = 1 - pWithin
-	return warnOrPass(out, out.Value, out.Baseline, t, true)
+	return warnOrPass(out, out.Value, judgedBase, t, true)
 }
 
 // worseThanBefore reports whether bad of total is significantly worse than

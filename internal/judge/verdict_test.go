@@ -40,6 +40,7 @@ func TestRatio(t *testing.T) {
 		{name: "a short baseline near the line excuses what is not worse than it", obs: Counts{Bad: 13.7, Total: 456}, base: Counts{Bad: 6.5, Total: 665}, want: Warn, wantReason: "maybe beyond the line already"},
 		{name: "a short baseline near the line does not excuse a real regression", obs: Counts{Bad: 45, Total: 456}, base: Counts{Bad: 6.5, Total: 665}, want: Fail},
 		{name: "a short clean baseline excuses nothing", obs: Counts{Bad: 12.5, Total: 250}, base: Counts{Bad: 0, Total: 100}, want: Fail},
+		{name: "a baseline below the minimum traffic neither raises the line nor excuses", obs: Counts{Bad: 50, Total: 500}, base: Counts{Bad: 1, Total: 5}, minTotal: 20, want: Fail},
 		{name: "already at 2%, a few requests at 3% are not blamed", obs: Counts{Bad: 15, Total: 500}, base: Counts{Bad: 120, Total: 6000}, want: Warn, before: true},
 	}
 	for _, c := range cases {
