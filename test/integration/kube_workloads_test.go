@@ -187,6 +187,23 @@ func TestKubernetesStatefulSetAndDaemonSet(t *testing.T) {
 			if len(pods.Items) == 0 || vars[config.VarWorkload] != k.name {
 				t.Errorf("%d pods, vars %v", len(pods.Items), vars)
 			}
+
+			// The rollback command: a dry run shows kubectl's patch and
+			// changes nothing; then back to revision 1 for real.
+			code, out, _ = c.deploywatch(t, "rollback", "-f", cfg, "--dry-run")
+			if code != 0 || !strings.Contains(out, "would roll back to revision 1") ||
+				!strings.Contains(out, "application/strategic-merge-patch+json") || !strings.Contains(out, `"$patch":"replace"`) {
+				t.Fatalf("dry run: exit %d\n%s", code, out)
+			}
+			if img := c.template(t, ns, what).Spec.Containers[0].Image; img != "deploywatch.test/api:v2" {
+				t.Fatalf("the dry run changed the %s to %s", k.field, img)
+			}
+			if code, out, _ := c.deploywatch(t, "rollback", "-f", cfg, "--to-revision", "1"); code != 0 || !strings.Contains(out, "patched the pod template back to revision 1") {
+				t.Fatalf("rollback: exit %d\n%s", code, out)
+			}
+			if img := c.template(t, ns, what).Spec.Containers[0].Image; img != "deploywatch.test/api:v1" {
+				t.Fatalf("after the rollback the %s runs %s", k.field, img)
+			}
 		})
 
 		t.Run(k.field+": a crash-looping image is rolled back like kubectl rollout undo", func(t *testing.T) {

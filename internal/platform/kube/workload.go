@@ -99,6 +99,12 @@ type workload interface {
 	pause(ctx context.Context) error
 }
 
+var (
+	_ workload = (*deployment)(nil)
+	_ workload = (*statefulSet)(nil)
+	_ workload = (*daemonSet)(nil)
+)
+
 func newWorkload(cs kubernetes.Interface, ns string, cfg config.KubernetesTarget) workload {
 	kind, name := cfg.Workload()
 	switch kind {
