@@ -27,8 +27,10 @@ StatefulSet or DaemonSet) it does what 'kubectl rollout undo' does:
 --to-revision N (default: the previous revision), a paused Deployment is
 refused, a template that already matches is left alone. A workload managed
 by Argo CD or Flux is refused unless target.kubernetes.gitops is ignore. On
-a command target it runs target.command.rollback. --dry-run says what would
-happen and changes nothing.`,
+a command target it runs target.command.rollback. On Kubernetes it then
+follows the rollback until the old revision is rolled out again (deleting
+a StatefulSet's stuck pods of the bad revision, which it would wait on
+forever). --dry-run says what would happen and changes nothing.`,
 		Example: `  deploywatch rollback -f deploywatch.yaml --to-revision 3 --dry-run
   deploywatch rollback -f deploywatch.yaml`,
 		Args: cobra.NoArgs,

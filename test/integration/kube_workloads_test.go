@@ -115,6 +115,43 @@ func (c *cluster) podsReadyOn(t *testing.T, ns, app, image string, want int) boo
 	return n == want
 }
 
+// TestKubernetesStuckStatefulSetRolledBackByHand: a StatefulSet stuck on
+// a crash-looping pod (kubectl set image, no deploywatch watching) is
+// recovered by `deploywatch rollback`, which reverts the template and then
+// deletes the stuck pod that the StatefulSet would wait on forever.
+func TestKubernetesStuckStatefulSetRolledBackByHand(t *testing.T) {
+	c := kubeCluster(t)
+	if c.kubectl == "" {
+		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
+	}
+	t.Parallel()
+	ns := c.namespace(t)
+	c.statefulSet(t, ns, "db", "deploywatch.test/api:v1")
+	if out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "statefulset/db", "api=deploywatch.test/api:crashloop").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, "db-1 crash-looping", 60*time.Second, func() bool {
+		p, err := c.cs.CoreV1().Pods(ns).Get(context.Background(), "db-1", metav1.GetOptions{})
+		if err != nil || p.Spec.Containers[0].Image != "deploywatch.test/api:crashloop" {
+			return false
+		}
+		for _, st := range p.Status.ContainerStatuses {
+			if st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff" {
+				return true
+			}
+		}
+		return false
+	})
+	cfg := workloadConfigFile(t, ns, "statefulset", "db", "", "")
+	code, out, _ := c.deploywatch(t, "rollback", "-f", cfg)
+	if code != 0 || !strings.Contains(out, "revision 1 available again") || !strings.Contains(out, "deleted 1 stuck pod") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if !c.podsReadyOn(t, ns, "db", "deploywatch.test/api:v1", 2) {
+		t.Fatal("the rollback returned before every pod was ready on v1")
+	}
+}
+
 func TestKubernetesStatefulSetAndDaemonSet(t *testing.T) {
 	c := kubeCluster(t)
 	if c.kubectl == "" {

@@ -359,30 +359,37 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	if pinned == nil {
 		return watch.RollbackOutcome{}, errors.New("no revision was serving before the deploy: nothing to roll back to")
 	}
-	// The engine lets a rollback finish even when the watch is being
-	// stopped; a rollback that never becomes available must still end.
-	limit := t.cfg.Timeouts.Rollback.D()
-	if limit > 0 {
+	res, err := t.rollBackTo(ctx, pinned)
+	return watch.RollbackOutcome{Note: res.Summary}, err
+}
+
+// rollBackTo undoes to the revision to, then follows the rollback until
+// the workload is rolled out again (unsticking a StatefulSet, see
+// waitAvailable), within target.kubernetes.timeouts.rollback. The engine
+// lets a rollback finish even when the watch is being stopped; one that
+// never becomes available must still end.
+func (t *Target) rollBackTo(ctx context.Context, to *revision) (UndoResult, error) {
+	if limit := t.cfg.Timeouts.Rollback.D(); limit > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, limit,
 			fmt.Errorf("not rolled out within %s (target.kubernetes.timeouts.rollback)", config.FormatDuration(limit)))
 		defer cancel()
 	}
 	start := t.now()
-	res, err := t.undoTo(ctx, pinned.uid, false)
+	res, err := t.undoTo(ctx, to.uid, false)
 	if err != nil {
-		return watch.RollbackOutcome{}, err
+		return res, err
 	}
-	if err := t.waitAvailable(ctx, pinned); err != nil {
-		return watch.RollbackOutcome{Note: res.Summary}, fmt.Errorf("after %s: %w", res.Summary, err)
+	if err := t.waitAvailable(ctx, to); err != nil {
+		return res, fmt.Errorf("after %s: %w", res.Summary, err)
 	}
-	note := fmt.Sprintf("%s; revision %d available again after %s", res.Summary, pinned.number, t.now().Sub(start).Round(100*time.Millisecond))
+	res.Summary += fmt.Sprintf("; revision %d available again after %s", to.number, t.now().Sub(start).Round(100*time.Millisecond))
 	t.mu.Lock()
 	if n := len(t.deleted); n > 0 {
-		note += fmt.Sprintf(" (deleted %d stuck pod(s) of the bad revision, which a StatefulSet does not replace by itself)", n)
+		res.Summary += fmt.Sprintf(" (deleted %d stuck pod(s) of the bad revision, which a StatefulSet does not replace by itself)", n)
 	}
 	t.mu.Unlock()
-	return watch.RollbackOutcome{Note: note}, nil
+	return res, nil
 }
 
 // waitAvailable follows the rollback until the workload is rolled out.
@@ -517,7 +524,8 @@ type UndoResult struct {
 // kubectl's default), with kubectl rollout undo's semantics: a paused
 // Deployment is refused; a template that already matches is left alone;
 // otherwise the revision's template is patched back (and, for a
-// Deployment, its annotations). dryRun computes the patch only.
+// Deployment, its annotations). Then it follows the rollback as Rollback
+// does, so a stuck StatefulSet recovers. dryRun computes the patch only.
 //
 // The revision is resolved once to its object, and retries aim at that
 // object: an undo gives it a new revision number, so a retry after a
@@ -537,7 +545,10 @@ func (t *Target) Undo(ctx context.Context, revision int64, dryRun bool) (UndoRes
 	case target == nil:
 		return UndoResult{}, fmt.Errorf("revision %d of %s no longer exists (revisionHistoryLimit?)", revision, t.what())
 	}
-	return t.undoTo(ctx, target.uid, dryRun)
+	if dryRun {
+		return t.undoTo(ctx, target.uid, true)
+	}
+	return t.rollBackTo(ctx, target)
 }
 
 // undoTo undoes to the revision whose object is uid, retrying what a retry
