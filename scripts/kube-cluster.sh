@@ -166,6 +166,68 @@ port_taken() {
 	grep -q "address already in use" "$DIR/logs/$1.log" 2>/dev/null
 }
 
+# on_free_ports NAME TRIES START READY: START picks ports with free_port
+# and starts daemon NAME; READY succeeds once it serves (polled up to TRIES
+# times). When another process took a port between free_port and the
+# daemon's bind, it starts again on others, three times at most.
+on_free_ports() {
+	local name=$1 tries=$2 start=$3 ready=$4 attempt
+	for attempt in 1 2 3; do
+		"$start"
+		if wait_for "$name" "$tries" "$ready"; then return 0; fi
+		port_taken "$name" && ((attempt < 3)) || return 1
+		log "a port was taken before $name bound it; trying others"
+	done
+}
+
+start_etcd() {
+	etcd_port=$(free_port)
+	peer_port=$(free_port)
+	rm -rf "$DIR/etcd" && mkdir "$DIR/etcd"
+	log "starting etcd on 127.0.0.1:$etcd_port"
+	start etcd "$DIR/logs/etcd.log" "$BIN/etcd" --data-dir "$DIR/etcd" \
+		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+		--initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+}
+etcd_ready() { curl -sf "http://127.0.0.1:$etcd_port/health"; }
+
+start_apiserver() {
+	api_port=$(free_port)
+	log "starting kube-apiserver on 127.0.0.1:$api_port"
+	start kube-apiserver "$DIR/logs/kube-apiserver.log" "$BIN/kube-apiserver" \
+		--etcd-servers "http://127.0.0.1:$etcd_port" \
+		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+		--endpoint-reconciler-type none \
+		--cert-dir "$DIR/certs/apiserver" \
+		--token-auth-file "$DIR/certs/tokens.csv" \
+		--authorization-mode RBAC \
+		--service-account-key-file "$DIR/certs/sa.pub" \
+		--service-account-signing-key-file "$DIR/certs/sa.key" \
+		--service-account-issuer https://kubernetes.default.svc \
+		--service-cluster-ip-range 10.96.0.0/16 \
+		--allow-privileged \
+		--kubelet-preferred-address-types InternalIP \
+		--enable-priority-and-fairness=false
+}
+apiserver_ready() { curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"; }
+
+# kwok also plays the kubelet's HTTPS server on loopback, so that pod logs
+# work: the API server reaches the fake nodes at their InternalIP
+# (127.0.0.1) and kwok's port, and does not verify the kubelet's
+# certificate (no --kubelet-certificate-authority). Tests describe the logs
+# with kwok's Logs and ClusterLogs objects.
+start_kwok() {
+	kwok_port=$(free_port)
+	start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
+		--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+		--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+		--node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
+		--tls-cert-file "$DIR/certs/kwok.crt" --tls-private-key-file "$DIR/certs/kwok.key" \
+		--enable-crds Logs,ClusterLogs
+}
+kwok_ready() { curl -skf "https://127.0.0.1:$kwok_port/healthz"; }
+
 up() {
 	DIR=${1:?usage: kube-cluster.sh up DIR}
 	build
@@ -173,47 +235,16 @@ up() {
 	DIR=$(cd "$DIR" && pwd)
 	# A half-started cluster is stopped, not left running.
 	trap 'down "$DIR"' ERR
-	local etcd_port peer_port api_port token attempt
+	# Set by the start_* functions (bash scopes locals dynamically).
+	local etcd_port peer_port api_port kwok_port token
 	token=$(openssl rand -hex 16)
 	openssl genrsa -out "$DIR/certs/sa.key" 2048 2>/dev/null
 	openssl rsa -in "$DIR/certs/sa.key" -pubout -out "$DIR/certs/sa.pub" 2>/dev/null
 	echo "$token,admin,admin,system:masters" >"$DIR/certs/tokens.csv"
 
-	for attempt in 1 2 3; do
-		etcd_port=$(free_port)
-		peer_port=$(free_port)
-		log "starting etcd on 127.0.0.1:$etcd_port"
-		start etcd "$DIR/logs/etcd.log" "$BIN/etcd" --data-dir "$DIR/etcd" \
-			--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-			--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-			--initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
-		if wait_for etcd 120 curl -sf "http://127.0.0.1:$etcd_port/health"; then break; fi
-		port_taken etcd && ((attempt < 3)) || false
-		log "a port was taken before etcd bound it; trying others"
-		rm -rf "$DIR/etcd" && mkdir "$DIR/etcd"
-	done
+	on_free_ports etcd 120 start_etcd etcd_ready
 
-	for attempt in 1 2 3; do
-		api_port=$(free_port)
-		log "starting kube-apiserver on 127.0.0.1:$api_port"
-		start kube-apiserver "$DIR/logs/kube-apiserver.log" "$BIN/kube-apiserver" \
-			--etcd-servers "http://127.0.0.1:$etcd_port" \
-			--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-			--endpoint-reconciler-type none \
-			--cert-dir "$DIR/certs/apiserver" \
-			--token-auth-file "$DIR/certs/tokens.csv" \
-			--authorization-mode RBAC \
-			--service-account-key-file "$DIR/certs/sa.pub" \
-			--service-account-signing-key-file "$DIR/certs/sa.key" \
-			--service-account-issuer https://kubernetes.default.svc \
-			--service-cluster-ip-range 10.96.0.0/16 \
-			--allow-privileged \
-			--kubelet-preferred-address-types InternalIP \
-			--enable-priority-and-fairness=false
-		if wait_for kube-apiserver 240 curl -skf -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"; then break; fi
-		port_taken kube-apiserver && ((attempt < 3)) || false
-		log "a port was taken before kube-apiserver bound it; trying another"
-	done
+	on_free_ports kube-apiserver 240 start_apiserver apiserver_ready
 
 	# The generated serving certificate file also holds its CA: split it out.
 	awk 'BEGIN{n=0} /BEGIN CERTIFICATE/{n++} n==2{print}' "$DIR/certs/apiserver/apiserver.crt" >"$DIR/certs/ca.crt"
@@ -252,30 +283,13 @@ up() {
 		[[ $(basename "$stage") == kustomization.yaml ]] || files+=("$stage")
 	done
 	awk 'FNR==1 && NR!=1 {print "---"} {print}' "${files[@]}" >"$DIR/stages.yaml"
-	# kwok also plays the kubelet's HTTPS server on loopback, so that pod
-	# logs work: the API server reaches the fake nodes at their InternalIP
-	# (127.0.0.1) and kwok's port, and does not verify the kubelet's
-	# certificate (no --kubelet-certificate-authority). Tests describe the
-	# logs with kwok's Logs and ClusterLogs objects.
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$CACHE/crds" >/dev/null
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" wait --for=condition=Established crd --all --timeout=30s >/dev/null
 	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=kwok -addext subjectAltName=IP:127.0.0.1 \
 		-keyout "$DIR/certs/kwok.key" -out "$DIR/certs/kwok.crt" 2>/dev/null
 	# kwok must hold its port before the nodes exist: they are told the
 	# port once, when kwok initializes them.
-	local kwok_port
-	for attempt in 1 2 3; do
-		kwok_port=$(free_port)
-		start kwok "$DIR/logs/kwok.log" "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" \
-			--manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-			--config "$DIR/stages.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
-			--node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
-			--tls-cert-file "$DIR/certs/kwok.crt" --tls-private-key-file "$DIR/certs/kwok.key" \
-			--enable-crds Logs,ClusterLogs
-		if wait_for kwok 120 curl -skf "https://127.0.0.1:$kwok_port/healthz"; then break; fi
-		port_taken kwok && ((attempt < 3)) || false
-		log "a port was taken before kwok bound it; trying another"
-	done
+	on_free_ports kwok 120 start_kwok kwok_ready
 	KUBECONFIG=$DIR/kubeconfig "$BIN/kubectl" apply -f "$REPO/test/kube/nodes.yaml" >/dev/null
 	wait_for kwok 60 bash -c "KUBECONFIG='$DIR/kubeconfig' '$BIN/kubectl' wait --for=condition=Ready node --all --timeout=1s"
 	wait_for kube-controller-manager 120 env KUBECONFIG="$DIR/kubeconfig" "$BIN/kubectl" get serviceaccount default -n default

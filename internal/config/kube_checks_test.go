@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,23 +12,32 @@ import (
 	"github.com/deploywatch/deploywatch/internal/promql"
 )
 
-// TestKubernetesResourceChecksEvaluate runs the Kubernetes CPU and memory
-// checks' PromQL over cAdvisor- and kube-state-metrics-shaped series: only
-// the pods of the judged ReplicaSet count, as a share of their limits.
-func TestKubernetesResourceChecksEvaluate(t *testing.T) {
-	c, err := Load([]byte(`service: api
+// loadKubernetesWithMetrics loads a config watching the workload named by
+// field (deployment, statefulset, daemonset) in namespace shop, with a
+// Prometheus source.
+func loadKubernetesWithMetrics(t *testing.T, field, name string) *Config {
+	t.Helper()
+	c, err := Load([]byte(fmt.Sprintf(`service: %[2]s
 target:
   kubernetes:
     namespace: shop
-    deployment: api
+    %[1]s: %[2]s
 metrics:
   prometheus:
     url: http://127.0.0.1:9090
   selector: 'namespace="shop"'
-`), "k.yaml")
+`, field, name)), "k.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestKubernetesResourceChecksEvaluate runs the Kubernetes CPU and memory
+// checks' PromQL over cAdvisor- and kube-state-metrics-shaped series: only
+// the pods of the judged ReplicaSet count, as a share of their limits.
+func TestKubernetesResourceChecksEvaluate(t *testing.T) {
+	c := loadKubernetesWithMetrics(t, "deployment", "api")
 	queries := map[string]string{}
 	for _, ch := range c.Checks {
 		queries[ch.Name] = ch.Query
@@ -86,6 +96,7 @@ func TestKubernetesWorkloadKinds(t *testing.T) {
 		{"none", "restart_limit: 2", "", "", "k.yaml:4:5: target.kubernetes.deployment: required: the workload to watch (deployment, statefulset or daemonset)"},
 		{"two", "deployment: api\n    statefulset: db", "", "", "target.kubernetes.statefulset: watch one workload per config: deployment and statefulset are both set"},
 		{"bad name", "daemonset: Agent_1", "", "", `target.kubernetes.daemonset: "Agent_1" is not a DaemonSet name`},
+		{"zero rollback timeout", "deployment: api\n    timeouts:\n      rollback: 0s", "", "", "k.yaml:7:17: target.kubernetes.timeouts.rollback: must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load([]byte("service: api\ntarget:\n  kubernetes:\n    namespace: shop\n    "+tc.target+"\n"), "k.yaml")
@@ -109,19 +120,7 @@ func TestKubernetesWorkloadKinds(t *testing.T) {
 // carry an ordinal, not the revision hash, so the checks select the judged
 // version's pods through $pods.
 func TestStatefulSetResourceChecksSelectPodsByName(t *testing.T) {
-	c, err := Load([]byte(`service: db
-target:
-  kubernetes:
-    namespace: shop
-    statefulset: db
-metrics:
-  prometheus:
-    url: http://127.0.0.1:9090
-  selector: 'namespace="shop"'
-`), "k.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadKubernetesWithMetrics(t, "statefulset", "db")
 	for _, ch := range c.Checks {
 		if ch.Name != "cpu" && ch.Name != "memory" {
 			continue

@@ -106,14 +106,7 @@ func (c *Config) validateTarget(bad badFunc) {
 	if cmd.MemoryLimit < 0 {
 		bad("target.command.memory_limit", "must be positive")
 	}
-	for field, d := range map[string]Duration{
-		"deploy": cmd.Timeouts.Deploy, "rollback": cmd.Timeouts.Rollback, "status": cmd.Timeouts.Status,
-		"current": cmd.Timeouts.Current, "pause": cmd.Timeouts.Pause,
-	} {
-		if d <= 0 {
-			bad("target.command.timeouts."+field, "must be positive")
-		}
-	}
+	cmd.Timeouts.validate(bad, "target.command.timeouts")
 }
 
 func (c *Config) validateVerify(bad badFunc) {
@@ -295,12 +288,16 @@ func (c *Config) validateKubernetes(bad badFunc) {
 	if k.Shell == "" {
 		bad("target.kubernetes.shell", "must not be empty")
 	}
+	k.Timeouts.validate(bad, "target.kubernetes.timeouts")
+}
+
+// validate says which hook timeouts are not positive.
+func (h HookTimeouts) validate(bad badFunc, at string) {
 	for field, d := range map[string]Duration{
-		"deploy": k.Timeouts.Deploy, "rollback": k.Timeouts.Rollback, "status": k.Timeouts.Status,
-		"current": k.Timeouts.Current, "pause": k.Timeouts.Pause,
+		"deploy": h.Deploy, "rollback": h.Rollback, "status": h.Status, "current": h.Current, "pause": h.Pause,
 	} {
 		if d <= 0 {
-			bad("target.kubernetes.timeouts."+field, "must be positive")
+			bad(at+"."+field, "must be positive")
 		}
 	}
 }

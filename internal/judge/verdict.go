@@ -208,7 +208,17 @@ func (c Counts) Ratio() float64 {
 	if !(c.Total > 0) {
 		return math.NaN()
 	}
-	return math.Min(c.Bad, c.Total) / c.Total
+	return c.bad() / c.Total
+}
+
+// bad is Bad clamped to [0, Total]: extrapolated counts can overshoot, and
+// a missing count (NaN) of bad events among counted ones is none.
+func (c Counts) bad() float64 {
+	b := math.Min(math.Max(c.Bad, 0), c.Total)
+	if math.IsNaN(b) {
+		return 0
+	}
+	return b
 }
 
 // Ratio judges a ratio of counted events, such as 5xx responses among all
@@ -224,10 +234,7 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 		out.Samples = 0
 		return out
 	}
-	bad := math.Min(math.Max(obs.Bad, 0), obs.Total)
-	if math.IsNaN(bad) {
-		bad = 0
-	}
+	bad := obs.bad()
 	out.Value, out.Samples = bad/obs.Total, obs.Total
 	if obs.Total < minTotal {
 		out.Status = NoData
@@ -296,10 +303,7 @@ func (t Thresholds) worseThanBefore(bad, total float64, base Counts, before bool
 	if t.Fail.Relative || !t.Fail.Op.Upward() || !(base.Total > 0) {
 		return true
 	}
-	baseBad := math.Min(math.Max(base.Bad, 0), base.Total)
-	if math.IsNaN(baseBad) {
-		baseBad = 0
-	}
+	baseBad := base.bad()
 	line := t.Fail.Value
 	near := baseBad/base.Total >= line/2 && binomialAtMost(baseBad, base.Total, line) > t.alpha()
 	if !before && !near {

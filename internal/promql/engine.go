@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/deploywatch/deploywatch/internal/metrics"
 )
@@ -58,55 +59,59 @@ func NewEngine(store *Store, o EngineOptions) *Engine {
 // Query evaluates expr at time at.
 func (e *Engine) Query(ctx context.Context, expr string, at time.Time) (metrics.Vector, error) {
 	q, err := e.eng.NewInstantQuery(ctx, e.store, nil, expr, at)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", metrics.ErrBadQuery, err)
-	}
-	defer q.Close()
-	res := q.Exec(ctx)
-	if res.Err != nil {
-		return nil, fmt.Errorf("evaluating %s: %w", expr, res.Err)
-	}
-	switch v := res.Value.(type) {
-	case promql.Vector:
-		out := make(metrics.Vector, 0, len(v))
-		for _, s := range v {
-			if s.H != nil {
-				continue
+	return run(ctx, expr, q, err, func(res parser.Value) (metrics.Vector, error) {
+		switch v := res.(type) {
+		case promql.Vector:
+			out := make(metrics.Vector, 0, len(v))
+			for _, s := range v {
+				if s.H != nil {
+					continue
+				}
+				out = append(out, metrics.Sample{Labels: toMap(s.Metric), Value: s.F, Time: time.UnixMilli(s.T).UTC()})
 			}
-			out = append(out, metrics.Sample{Labels: toMap(s.Metric), Value: s.F, Time: time.UnixMilli(s.T).UTC()})
+			return out, nil
+		case promql.Scalar:
+			return metrics.Vector{{Labels: metrics.Labels{}, Value: v.V, Time: time.UnixMilli(v.T).UTC()}}, nil
+		default:
+			return nil, fmt.Errorf("%w: the query returns a %s, want an instant vector or scalar", metrics.ErrBadQuery, res.Type())
 		}
-		return out, nil
-	case promql.Scalar:
-		return metrics.Vector{{Labels: metrics.Labels{}, Value: v.V, Time: time.UnixMilli(v.T).UTC()}}, nil
-	default:
-		return nil, fmt.Errorf("%w: the query returns a %s, want an instant vector or scalar", metrics.ErrBadQuery, res.Value.Type())
-	}
+	})
 }
 
 // QueryRange evaluates expr from start to end every step.
 func (e *Engine) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (metrics.Matrix, error) {
 	q, err := e.eng.NewRangeQuery(ctx, e.store, nil, expr, start, end, step)
+	return run(ctx, expr, q, err, func(res parser.Value) (metrics.Matrix, error) {
+		m, ok := res.(promql.Matrix)
+		if !ok {
+			return nil, fmt.Errorf("range query returned a %s", res.Type())
+		}
+		out := make(metrics.Matrix, 0, len(m))
+		for _, s := range m {
+			series := metrics.Series{Labels: toMap(s.Metric), Points: make([]metrics.Point, 0, len(s.Floats))}
+			for _, p := range s.Floats {
+				series.Points = append(series.Points, metrics.Point{Time: time.UnixMilli(p.T).UTC(), Value: p.F})
+			}
+			out = append(out, series)
+		}
+		return out, nil
+	})
+}
+
+// run executes a query the engine just made (or failed to make: that is a
+// bad query) and converts its value before Close hands the value's memory
+// back to the engine's pools.
+func run[T any](ctx context.Context, expr string, q promql.Query, err error, convert func(parser.Value) (T, error)) (T, error) {
+	var zero T
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", metrics.ErrBadQuery, err)
+		return zero, fmt.Errorf("%w: %v", metrics.ErrBadQuery, err)
 	}
 	defer q.Close()
 	res := q.Exec(ctx)
 	if res.Err != nil {
-		return nil, fmt.Errorf("evaluating %s: %w", expr, res.Err)
+		return zero, fmt.Errorf("evaluating %s: %w", expr, res.Err)
 	}
-	m, ok := res.Value.(promql.Matrix)
-	if !ok {
-		return nil, fmt.Errorf("range query returned a %s", res.Value.Type())
-	}
-	out := make(metrics.Matrix, 0, len(m))
-	for _, s := range m {
-		series := metrics.Series{Labels: toMap(s.Metric), Points: make([]metrics.Point, 0, len(s.Floats))}
-		for _, p := range s.Floats {
-			series.Points = append(series.Points, metrics.Point{Time: time.UnixMilli(p.T).UTC(), Value: p.F})
-		}
-		out = append(out, series)
-	}
-	return out, nil
+	return convert(res.Value)
 }
 
 func toMap(l labels.Labels) metrics.Labels {

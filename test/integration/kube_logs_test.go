@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/deploywatch/deploywatch/internal/testenv"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -76,9 +75,6 @@ func findVerifyItem(r *watch.Report, name string) *watch.VerifyItem {
 // (pods/log, served by kwok as the kubelet) for the checklist's logs item.
 func TestKubernetesLogScan(t *testing.T) {
 	c := kubeCluster(t)
-	if c.kubectl == "" {
-		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
-	}
 	verify := "verify:\n  logs:\n    window: 2m\n"
 	for _, tc := range []struct {
 		name     string

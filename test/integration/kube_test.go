@@ -45,13 +45,18 @@ type cluster struct {
 	cs         *kubernetes.Clientset
 }
 
+// kubeCluster is the shared control plane and the kubectl built with it.
 func kubeCluster(t *testing.T) *cluster {
 	t.Helper()
 	path := os.Getenv("DEPLOYWATCH_KUBECONFIG")
 	if path == "" {
 		testenv.Missing(t, "a Kubernetes control plane", "scripts/kube-cluster.sh up DIR, then DEPLOYWATCH_KUBECONFIG=DIR/kubeconfig")
 	}
-	return clusterAt(t, path)
+	c := clusterAt(t, path)
+	if c.kubectl == "" {
+		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
+	}
+	return c
 }
 
 func clusterAt(t *testing.T, path string) *cluster {
@@ -105,6 +110,15 @@ func (c *cluster) deployment(t *testing.T, ns, name, image string, mutate func(*
 	}
 	c.waitRolledOut(t, ns, name)
 	return c.get(t, ns, name)
+}
+
+// twoRevisions makes Deployment api with revision 1 running v1 and
+// revision 2 running v2, rolled out.
+func (c *cluster) twoRevisions(t *testing.T, ns string) {
+	t.Helper()
+	c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
+	c.setImage(t, ns, "api", "deploywatch.test/api:v2")
+	c.waitRolledOut(t, ns, "api")
 }
 
 func (c *cluster) get(t *testing.T, ns, name string) *appsv1.Deployment {
@@ -223,9 +237,6 @@ func templatesEqual(a, b corev1.PodTemplateSpec) bool {
 
 func TestKubernetes(t *testing.T) {
 	c := kubeCluster(t)
-	if c.kubectl == "" {
-		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
-	}
 
 	t.Run("a good image rolls out and ends stable", func(t *testing.T) {
 		t.Parallel()
@@ -288,9 +299,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("watch after the rollout finished pins the previous revision", func(t *testing.T) {
 		t.Parallel()
 		ns := c.namespace(t)
-		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-		c.setImage(t, ns, "api", "deploywatch.test/api:v2")
-		c.waitRolledOut(t, ns, "api")
+		c.twoRevisions(t, ns)
 		c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
 		cfg := kubeConfigFile(t, ns, "api", "", "")
 		code, out, r := c.deploywatch(t, "watch", "-f", cfg, "--version", "v3")
@@ -366,9 +375,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("a paused Deployment is refused with a clear message", func(t *testing.T) {
 		t.Parallel()
 		ns := c.namespace(t)
-		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-		c.setImage(t, ns, "api", "deploywatch.test/api:v2")
-		c.waitRolledOut(t, ns, "api")
+		c.twoRevisions(t, ns)
 		if _, err := c.cs.AppsV1().Deployments(ns).Patch(context.Background(), "api", "application/merge-patch+json", []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -385,9 +392,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("rollback command: dry run, then to a revision", func(t *testing.T) {
 		t.Parallel()
 		ns := c.namespace(t)
-		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-		c.setImage(t, ns, "api", "deploywatch.test/api:v2")
-		c.waitRolledOut(t, ns, "api")
+		c.twoRevisions(t, ns)
 		cfg := kubeConfigFile(t, ns, "api", "", "")
 		code, out, _ := c.deploywatch(t, "rollback", "-f", cfg, "--dry-run")
 		if code != 0 || !strings.Contains(out, "would roll back to revision 1") || !strings.Contains(out, `"op":"replace","path":"/spec/template"`) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/platform/kube"
-	"github.com/deploywatch/deploywatch/internal/testenv"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -121,9 +120,6 @@ func (c *cluster) podsReadyOn(t *testing.T, ns, app, image string, want int) boo
 // deletes the stuck pod that the StatefulSet would wait on forever.
 func TestKubernetesStuckStatefulSetRolledBackByHand(t *testing.T) {
 	c := kubeCluster(t)
-	if c.kubectl == "" {
-		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
-	}
 	t.Parallel()
 	ns := c.namespace(t)
 	c.statefulSet(t, ns, "db", "deploywatch.test/api:v1")
@@ -154,9 +150,6 @@ func TestKubernetesStuckStatefulSetRolledBackByHand(t *testing.T) {
 
 func TestKubernetesStatefulSetAndDaemonSet(t *testing.T) {
 	c := kubeCluster(t)
-	if c.kubectl == "" {
-		testenv.Missing(t, "kubectl 1.37", "scripts/kube-cluster.sh builds it; DEPLOYWATCH_KUBECTL names it")
-	}
 	setImage := func(ns, what, tag string) []string {
 		return []string{c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", what, "api=deploywatch.test/api:" + tag}
 	}

@@ -63,12 +63,13 @@ func RESTConfig(o ClientOptions) (*rest.Config, error) {
 
 // Target watches one workload.
 type Target struct {
-	cs        kubernetes.Interface
-	ns, name  string
-	kind      string
-	cfg       config.KubernetesTarget
-	hooks     *command.Target
-	w         workload
+	cs       kubernetes.Interface
+	ns, name string
+	cfg      config.KubernetesTarget
+	hooks    *command.Target
+	w        workload
+	// selector is the workload's pod selector, immutable in apps/v1.
+	selector  labels.Selector
 	factory   informers.SharedInformerFactory
 	podLister listerscorev1.PodLister
 	stop      chan struct{}
@@ -79,8 +80,6 @@ type Target struct {
 	pinned       *revision
 	since        time.Time
 	baseRestarts map[string]int32
-	// selector is the workload's pod selector as the latest look saw it.
-	selector labels.Selector
 	// newHash is the new revision's pod hash as the latest health look saw
 	// it, so that queries and logs need not read it again.
 	newHash string
@@ -107,9 +106,9 @@ func New(ctx context.Context, rc *rest.Config, cfg config.KubernetesTarget, hook
 }
 
 func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.KubernetesTarget, hooks *command.Target) (*Target, error) {
-	kind, name := cfg.Workload()
+	_, name := cfg.Workload()
 	t := &Target{
-		cs: cs, ns: cfg.Namespace, name: name, kind: kind, cfg: cfg, hooks: hooks,
+		cs: cs, ns: cfg.Namespace, name: name, cfg: cfg, hooks: hooks,
 		w: newWorkload(cs, cfg.Namespace, cfg), stop: make(chan struct{}), now: time.Now,
 		deleted: map[types.UID]bool{},
 	}
@@ -123,9 +122,9 @@ func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.Kubernet
 	if err != nil {
 		return nil, err
 	}
-	selector := first.selector.String()
+	t.selector = first.selector
 	t.factory = informers.NewSharedInformerFactoryWithOptions(cs, 5*time.Minute, informers.WithNamespace(t.ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = t.selector.String() }))
 	revisionsSynced := t.w.watchRevisions(t.factory)
 	podInf := t.factory.Core().V1().Pods()
 	t.podLister = podInf.Lister()
@@ -151,23 +150,11 @@ func (t *Target) Close() {
 }
 
 // what names the workload in messages: "deployment shop/api".
-func (t *Target) what() string { return strings.ToLower(t.kind) + " " + t.ns + "/" + t.name }
-
-// look reads the workload and remembers its pod selector.
-func (t *Target) look(ctx context.Context, fresh bool) (*snapshot, error) {
-	s, err := t.w.look(ctx, fresh)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	t.selector = s.selector
-	t.mu.Unlock()
-	return s, nil
-}
+func (t *Target) what() string { return strings.ToLower(t.w.kind()) + " " + t.ns + "/" + t.name }
 
 // Current pins the revision serving before the deploy and returns it.
 func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return "", err
 	}
@@ -176,7 +163,7 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
 	}
 	pinned := servingBefore(s.revisions, s.current, d.AlreadyStarted)
 	base := map[string]int32{}
-	pods, _ := t.podLister.Pods(t.ns).List(s.selector)
+	pods := t.podsOf("")
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			base[p.Name+"/"+cs.Name] = cs.RestartCount
@@ -202,7 +189,7 @@ func (t *Target) Deploy(ctx context.Context, d watch.Deploy) error {
 
 // Progress follows the rollout as kubectl rollout status does.
 func (t *Target) Progress(ctx context.Context, d watch.Deploy) (watch.Progress, error) {
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return watch.Progress{}, err
 	}
@@ -212,14 +199,11 @@ func (t *Target) Progress(ctx context.Context, d watch.Deploy) (watch.Progress, 
 // Health judges the pods of the new revision and measures the traffic
 // shift: the share of ready pods that run the new version.
 func (t *Target) Health(ctx context.Context, d watch.Deploy) (watch.Health, error) {
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return watch.Health{}, err
 	}
-	pods, err := t.podLister.Pods(t.ns).List(s.selector)
-	if err != nil {
-		return watch.Health{}, err
-	}
+	pods := t.podsOf("")
 	h := watch.Health{NewShare: math.NaN(), Summary: "the controller has not made the new revision yet"}
 	if s.current == nil {
 		return h, nil
@@ -300,16 +284,13 @@ func (t *Target) QueryVars(ctx context.Context, d watch.Deploy, baseline bool) m
 	return vars
 }
 
-// podsOf lists the workload's pods that run the revision with pod hash
-// hash, from the cache.
+// podsOf lists, from the cache, the workload's pods that run the revision
+// with pod hash hash, or all of them when hash is "".
 func (t *Target) podsOf(hash string) []*corev1.Pod {
-	t.mu.Lock()
-	sel := t.selector
-	t.mu.Unlock()
-	if sel == nil {
-		return nil
+	pods, _ := t.podLister.Pods(t.ns).List(t.selector)
+	if hash == "" {
+		return pods
 	}
-	pods, _ := t.podLister.Pods(t.ns).List(sel)
 	out := pods[:0]
 	for _, p := range pods {
 		if p.Labels[t.w.hashLabel()] == hash {
@@ -329,7 +310,7 @@ func (t *Target) newVersionHash(ctx context.Context) string {
 	if hash != "" {
 		return hash
 	}
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil || s.current == nil {
 		return ""
 	}
@@ -342,12 +323,12 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	t.mu.Lock()
 	pinned := t.pinned
 	t.mu.Unlock()
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return watch.RollbackOutcome{}, err
 	}
 	if who := gitOpsManager(s.meta); who != "" && t.cfg.GitOps == config.GitOpsRespect {
-		note := fmt.Sprintf("the %s is managed by %s, which would revert an undo within seconds", t.kind, who)
+		note := fmt.Sprintf("the %s is managed by %s, which would revert an undo within seconds", t.w.kind(), who)
 		if t.cfg.RollbackCommand == "" || t.hooks == nil {
 			return watch.RollbackOutcome{Declined: true, Note: note + "; no rollback_command is set: roll back in Git"}, nil
 		}
@@ -400,14 +381,14 @@ func (t *Target) rollBackTo(ctx context.Context, to *revision) (UndoResult, erro
 // a revision other than the one rolled back to.
 func (t *Target) waitAvailable(ctx context.Context, to *revision) error {
 	for {
-		s, err := t.look(ctx, false)
+		s, err := t.w.look(ctx, false)
 		switch {
 		case err == nil && s.rollout.done:
 			return nil
 		case err == nil && s.rollout.failed:
 			return errors.New(s.rollout.message)
-		case err == nil && t.kind == config.KindStatefulSet:
-			if err := t.deleteStuckPods(ctx, s, to); err != nil {
+		case err == nil && !t.w.replacesStuckPods():
+			if err := t.deleteStuckPods(ctx, to); err != nil {
 				return err
 			}
 		}
@@ -421,12 +402,8 @@ func (t *Target) waitAvailable(ctx context.Context, to *revision) error {
 
 // deleteStuckPods deletes the workload's pods that are not ready and run
 // a revision other than to's, each once.
-func (t *Target) deleteStuckPods(ctx context.Context, s *snapshot, to *revision) error {
-	pods, err := t.podLister.Pods(t.ns).List(s.selector)
-	if err != nil {
-		return err
-	}
-	for _, p := range pods {
+func (t *Target) deleteStuckPods(ctx context.Context, to *revision) error {
+	for _, p := range t.podsOf("") {
 		t.mu.Lock()
 		done := t.deleted[p.UID]
 		t.mu.Unlock()
@@ -450,23 +427,12 @@ func (t *Target) deleteStuckPods(ctx context.Context, s *snapshot, to *revision)
 // logs cannot be read (no kubelet answering) make it an error, so the
 // checklist skips the item rather than judging part of the logs.
 func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersion bool) ([]string, error) {
-	s, err := t.look(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := t.podLister.Pods(t.ns).List(s.selector)
-	if err != nil {
-		return nil, err
-	}
 	hash := ""
 	if newVersion {
 		hash = t.newVersionHash(ctx)
 	}
 	var lines []string
-	for _, p := range pods {
-		if hash != "" && p.Labels[t.w.hashLabel()] != hash {
-			continue
-		}
+	for _, p := range t.podsOf(hash) {
 		for _, c := range p.Spec.Containers {
 			st := metav1.NewTime(since)
 			req := t.cs.CoreV1().Pods(t.ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, SinceTime: &st, Timestamps: true})
@@ -491,7 +457,7 @@ func (t *Target) LogLines(ctx context.Context, since, until time.Time, newVersio
 
 // GitOpsManager names the GitOps controller managing the workload, or "".
 func (t *Target) GitOpsManager(ctx context.Context) string {
-	s, err := t.look(ctx, false)
+	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return ""
 	}
@@ -499,7 +465,7 @@ func (t *Target) GitOpsManager(ctx context.Context) string {
 }
 
 // Kind is the kind of the workload watched, as in config.KindDeployment.
-func (t *Target) Kind() string { return t.kind }
+func (t *Target) Kind() string { return t.w.kind() }
 
 // Pause pauses the rollout, as kubectl rollout pause does (Deployments
 // only).
@@ -532,7 +498,7 @@ type UndoResult struct {
 // network error that aimed at the number again would fail or, worse, "undo
 // the undo" back to the bad version.
 func (t *Target) Undo(ctx context.Context, revision int64, dryRun bool) (UndoResult, error) {
-	s, err := t.look(ctx, true)
+	s, err := t.w.look(ctx, true)
 	if err != nil {
 		return UndoResult{}, err
 	}
@@ -583,7 +549,7 @@ func transient(err error) bool {
 }
 
 func (t *Target) undoOnce(ctx context.Context, uid types.UID, dryRun bool) (UndoResult, error) {
-	s, err := t.look(ctx, true)
+	s, err := t.w.look(ctx, true)
 	if err != nil {
 		return UndoResult{}, err
 	}

@@ -231,20 +231,17 @@ func daemonSetStatus(set *appsv1.DaemonSet) (done, failed bool, msg string) {
 // gitOpsManager names the GitOps controller that manages the object, if
 // any: an undo would be reverted by it within seconds.
 func gitOpsManager(meta metav1.ObjectMeta) string {
-	for k := range meta.Labels {
-		switch {
-		case strings.HasPrefix(k, "argocd.argoproj.io/"):
-			return "Argo CD (label " + k + ")"
-		case strings.HasPrefix(k, "kustomize.toolkit.fluxcd.io/"), strings.HasPrefix(k, "helm.toolkit.fluxcd.io/"):
-			return "Flux (label " + k + ")"
-		}
-	}
-	for k := range meta.Annotations {
-		switch {
-		case strings.HasPrefix(k, "argocd.argoproj.io/"):
-			return "Argo CD (annotation " + k + ")"
-		case strings.HasPrefix(k, "kustomize.toolkit.fluxcd.io/"), strings.HasPrefix(k, "helm.toolkit.fluxcd.io/"):
-			return "Flux (annotation " + k + ")"
+	for _, where := range []struct {
+		what string
+		keys map[string]string
+	}{{"label", meta.Labels}, {"annotation", meta.Annotations}} {
+		for k := range where.keys {
+			switch {
+			case strings.HasPrefix(k, "argocd.argoproj.io/"):
+				return "Argo CD (" + where.what + " " + k + ")"
+			case strings.HasPrefix(k, "kustomize.toolkit.fluxcd.io/"), strings.HasPrefix(k, "helm.toolkit.fluxcd.io/"):
+				return "Flux (" + where.what + " " + k + ")"
+			}
 		}
 	}
 	return ""

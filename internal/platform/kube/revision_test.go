@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -66,10 +67,7 @@ func TestServingBefore(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := deploymentSnapshot(c.dep, c.rss)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := deploymentSnapshot(c.dep, labels.Everything(), c.rss)
 			got := servingBefore(s.revisions, s.current, c.started)
 			switch {
 			case c.want == "" && got != nil:

@@ -97,6 +97,10 @@ type workload interface {
 	undo(ctx context.Context, s *snapshot, rev *revision, dryRun bool) (types.PatchType, []byte, error)
 	// pause stops the rollout where it is.
 	pause(ctx context.Context) error
+	// replacesStuckPods says whether the controller replaces, after an
+	// undo, a pod of the bad revision that never became ready. A
+	// StatefulSet with OrderedReady waits for it forever instead.
+	replacesStuckPods() bool
 }
 
 var (
@@ -133,8 +137,9 @@ type deployment struct {
 	}
 }
 
-func (d *deployment) kind() string      { return config.KindDeployment }
-func (d *deployment) hashLabel() string { return podTemplateHash }
+func (d *deployment) kind() string            { return config.KindDeployment }
+func (d *deployment) replacesStuckPods() bool { return true }
+func (d *deployment) hashLabel() string       { return podTemplateHash }
 
 func (d *deployment) watchRevisions(f informers.SharedInformerFactory) cache.InformerSynced {
 	inf := f.Apps().V1().ReplicaSets()
@@ -147,28 +152,42 @@ func (d *deployment) look(ctx context.Context, fresh bool) (*snapshot, error) {
 	if err != nil {
 		return nil, readErr(d.kind(), d.ns, d.name, err)
 	}
-	var all []*appsv1.ReplicaSet
-	if fresh {
-		list, err := d.cs.AppsV1().ReplicaSets(d.ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("listing replicasets: %w", err)
-		}
-		for i := range list.Items {
-			all = append(all, &list.Items[i])
-		}
-	} else if all, err = d.lister.List(labels.Everything()); err != nil {
-		return nil, err
-	}
-	return deploymentSnapshot(dep, all)
-}
-
-// deploymentSnapshot reads a Deployment and the ReplicaSets among all that
-// it owns.
-func deploymentSnapshot(dep *appsv1.Deployment, all []*appsv1.ReplicaSet) (*snapshot, error) {
 	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("deployment selector: %w", err)
 	}
+	all, err := d.replicaSets(ctx, fresh, sel)
+	if err != nil {
+		return nil, err
+	}
+	return deploymentSnapshot(dep, sel, all), nil
+}
+
+// replicaSets lists the ReplicaSets sel matches (a Deployment's carry its
+// template's labels): from the informer's cache, or from the API when
+// fresh is set.
+func (d *deployment) replicaSets(ctx context.Context, fresh bool, sel labels.Selector) ([]*appsv1.ReplicaSet, error) {
+	if !fresh {
+		return d.lister.List(sel)
+	}
+	list, err := d.cs.AppsV1().ReplicaSets(d.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing replicasets: %w", err)
+	}
+	return pointers(list.Items), nil
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// deploymentSnapshot reads a Deployment, its pod selector sel and the
+// ReplicaSets among all that it owns.
+func deploymentSnapshot(dep *appsv1.Deployment, sel labels.Selector, all []*appsv1.ReplicaSet) *snapshot {
 	s := &snapshot{meta: dep.ObjectMeta, selector: sel, template: &dep.Spec.Template, paused: dep.Spec.Paused}
 	s.rollout.done, s.rollout.failed, s.rollout.message = rolloutStatus(dep)
 	owned := ownedBy(dep, all)
@@ -180,7 +199,7 @@ func deploymentSnapshot(dep *appsv1.Deployment, all []*appsv1.ReplicaSet) (*snap
 			s.current = r
 		}
 	}
-	return s, nil
+	return s
 }
 
 func (d *deployment) undo(ctx context.Context, s *snapshot, rev *revision, dryRun bool) (types.PatchType, []byte, error) {
@@ -216,21 +235,21 @@ func (h *history) watchRevisions(f informers.SharedInformerFactory) cache.Inform
 	return inf.Informer().HasSynced
 }
 
-// revisions lists the ControllerRevisions owned by uid, newest first.
-// podHash says which value of the hash label a revision's pods carry.
-func (h *history) revisions(ctx context.Context, fresh bool, uid types.UID, podHash func(*appsv1.ControllerRevision) string) ([]*revision, error) {
+// revisions lists the ControllerRevisions sel matches (they carry the
+// template's labels) that uid owns, newest first: from the informer's
+// cache, or from the API when fresh is set. podHash says which value of the
+// hash label a revision's pods carry.
+func (h *history) revisions(ctx context.Context, fresh bool, sel labels.Selector, uid types.UID, podHash func(*appsv1.ControllerRevision) string) ([]*revision, error) {
 	var all []*appsv1.ControllerRevision
 	if fresh {
-		list, err := h.cs.AppsV1().ControllerRevisions(h.ns).List(ctx, metav1.ListOptions{})
+		list, err := h.cs.AppsV1().ControllerRevisions(h.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
 			return nil, fmt.Errorf("listing controllerrevisions: %w", err)
 		}
-		for i := range list.Items {
-			all = append(all, &list.Items[i])
-		}
+		all = pointers(list.Items)
 	} else {
 		var err error
-		if all, err = h.lister.List(labels.Everything()); err != nil {
+		if all, err = h.lister.List(sel); err != nil {
 			return nil, err
 		}
 	}
@@ -243,13 +262,13 @@ func (h *history) revisions(ctx context.Context, fresh bool, uid types.UID, podH
 // revision), else the newest whose template is the workload's.
 func (h *history) snapshot(ctx context.Context, fresh bool, meta metav1.ObjectMeta, selector *metav1.LabelSelector, template *corev1.PodTemplateSpec,
 	podHash func(*appsv1.ControllerRevision) string, currentName string) (*snapshot, error) {
-	revs, err := h.revisions(ctx, fresh, meta.UID, podHash)
-	if err != nil {
-		return nil, err
-	}
 	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {
 		return nil, fmt.Errorf("%s selector: %w", meta.Name, err)
+	}
+	revs, err := h.revisions(ctx, fresh, sel, meta.UID, podHash)
+	if err != nil {
+		return nil, err
 	}
 	s := &snapshot{meta: meta, selector: sel, template: template}
 	h.withCurrent(s, revs, currentName)
@@ -295,7 +314,8 @@ var errNoPause = errors.New("only a Deployment's rollout can be paused (kubectl 
 // the revision's name in the hash label.
 type statefulSet struct{ history }
 
-func (st *statefulSet) kind() string { return config.KindStatefulSet }
+func (st *statefulSet) kind() string            { return config.KindStatefulSet }
+func (st *statefulSet) replacesStuckPods() bool { return false }
 
 func (st *statefulSet) look(ctx context.Context, fresh bool) (*snapshot, error) {
 	set, err := st.cs.AppsV1().StatefulSets(st.ns).Get(ctx, st.name, metav1.GetOptions{})
@@ -331,7 +351,8 @@ func (st *statefulSet) pause(context.Context) error { return errNoPause }
 // revision's hash label.
 type daemonSet struct{ history }
 
-func (ds *daemonSet) kind() string { return config.KindDaemonSet }
+func (ds *daemonSet) kind() string            { return config.KindDaemonSet }
+func (ds *daemonSet) replacesStuckPods() bool { return true }
 
 func (ds *daemonSet) look(ctx context.Context, fresh bool) (*snapshot, error) {
 	set, err := ds.cs.AppsV1().DaemonSets(ds.ns).Get(ctx, ds.name, metav1.GetOptions{})
