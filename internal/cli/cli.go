@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -89,28 +88,29 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...O
 		return exit.code
 	}
 	var probs *config.Problems
+	var ue *usageError
 	switch {
 	case errors.As(err, &probs):
 		fmt.Fprintln(stderr, err)
 		return ExitUsage
-	default:
+	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "deploywatch: %v\n", err)
-		var ue *usageError
-		if errors.As(err, &ue) || isFlagError(err) {
-			return ExitUsage
-		}
+		return ExitUsage
+	default:
+		// Anything else is a runtime error: the watch could not be judged.
+		fmt.Fprintf(stderr, "deploywatch: %v\n", err)
 		return ExitInconclusive
 	}
 }
 
-func isFlagError(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown flag", "unknown command", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts", "requires"} {
-		if strings.Contains(msg, s) {
-			return true
+// usageArgs makes a cobra argument check's complaint a usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usagef("%v (see '%s --help')", err, c.CommandPath())
 		}
+		return nil
 	}
-	return false
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -134,6 +134,19 @@ says), 2 bad usage or config, 3 inconclusive (could not judge).`,
   deploywatch validate -f deploywatch.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without a Run of its own, cobra would report an unknown command
+		// as an untyped error.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return usagef("%s (see 'deploywatch --help')", msg)
+		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see '%s --help')", err, c.CommandPath())

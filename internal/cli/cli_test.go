@@ -104,7 +104,7 @@ func TestJSONOutputIsOneEventPerLine(t *testing.T) {
 		}
 		kinds[e["event"].(string)] = true
 	}
-	for _, k := range []string{"deploy_started", "phase_started", "hook_output", "verdict"} {
+	for _, k := range []string{"started", "phase_started", "hook_output", "verdict"} {
 		if !kinds[k] {
 			t.Errorf("no %s event in:\n%s", k, out)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/demo"
+	"github.com/deploywatch/deploywatch/internal/verify"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -33,7 +34,7 @@ it is a real run of the same engine as 'deploywatch run'.
 It exits 0 when both deploys ended as they should.`,
 		Example: `  deploywatch demo
   deploywatch demo --fast --report-dir ./reports   # ~20s; one JSON report per deploy`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return usagef("--output %q: want text or json", output)
@@ -111,8 +112,13 @@ func (a *app) demo(ctx context.Context, t demo.Timings, reportDir, addr, output 
 	for i, step := range steps {
 		say("── %d/%d: deploying %s, %s ──", i+1, len(steps), step.rel.Version, step.what)
 		pr := newPrinter(w, output, a.env)
-		eng := watch.New(cfg, src, platform, watch.WithObserver(pr), watch.WithLogger(log))
-		rep := eng.Run(ctx, watch.Request{Version: step.rel.Version, RunDeploy: true, TriggeredBy: "deploywatch demo", Abort: a.abort})
+		cl, err := verify.New(cfg, verify.Sources{Metrics: src}, a.env)
+		if err != nil {
+			return err
+		}
+		eng := watch.New(watch.SpecFor(cfg), src, platform, watch.WithObserver(pr), watch.WithLogger(log),
+			watch.WithAbort(a.abort), watch.WithChecklist(cl))
+		rep := eng.Run(ctx, watch.Request{Version: step.rel.Version, RunDeploy: true, TriggeredBy: "deploywatch demo"})
 		pr.close()
 		path := filepath.Join(reportDir, fmt.Sprintf("%d-%s.json", i+1, step.rel.Version))
 		if err := rep.WriteFile(path); err != nil {

@@ -24,7 +24,7 @@ back are the lines that page people:
   workflow   a GitHub Actions job that deploys through deploywatch`,
 		Example: `  deploywatch generate alerts    -f deploywatch.yaml > alerts.yml
   deploywatch generate dashboard -f deploywatch.yaml > dashboard.json`,
-		Args:      cobra.ExactArgs(1),
+		Args:      usageArgs(cobra.ExactArgs(1)),
 		ValidArgs: []string{"alerts", "dashboard", "probes", "workflow"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.LoadFile(file)

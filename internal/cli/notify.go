@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/datadog"
 	"github.com/deploywatch/deploywatch/internal/notify/github"
@@ -81,7 +82,7 @@ func (a *app) dispatcher(cfg *config.Config) (*notify.Dispatcher, error) {
 }
 
 func (a *app) notifyCommand() *cobra.Command {
-	var file, event, version, reason string
+	var file, kind, version, reason string
 	c := &cobra.Command{
 		Use:   "notify -f deploywatch.yaml --event started|stable|failed|inconclusive --version V",
 		Short: "Send one deploy notification to the configured sinks",
@@ -91,7 +92,7 @@ piece: a deploy started, or ended stable, failed or inconclusive.
 Exit 0 when every sink took it, 1 otherwise.`,
 		Example: `  deploywatch notify -f deploywatch.yaml --event started --version "$GITHUB_SHA"
   deploywatch notify -f deploywatch.yaml --event failed --version "$GITHUB_SHA" --reason "smoke tests failed"`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadFile(file)
 			if err != nil {
@@ -104,15 +105,15 @@ Exit 0 when every sink took it, 1 otherwise.`,
 			m := notify.Message{Service: cfg.Service, Environment: cfg.Environment, Version: version,
 				TriggeredBy: a.triggeredBy(), StartedAt: now, At: now, Reason: reason,
 				RunURL: github.RunURL(a.env), DashboardURL: cfg.DashboardURL}
-			switch event {
+			switch kind {
 			case "started":
-				m.Kind = notify.Started
+				m.Kind = event.Started
 			case "stable", "failed", "inconclusive":
-				m.Kind, m.Verdict = notify.Verdict, event
-				m.Report = &watch.Report{Verdict: watch.Verdict(event), Reason: reason,
+				m.Kind, m.Verdict = event.Verdict, kind
+				m.Report = &watch.Report{Verdict: watch.Verdict(kind), Reason: reason,
 					Deploy: watch.Deploy{Service: cfg.Service, Environment: cfg.Environment, Version: version, StartedAt: now}}
 			default:
-				return usagef("--event %q: want started, stable, failed or inconclusive", event)
+				return usagef("--event %q: want started, stable, failed or inconclusive", kind)
 			}
 			d, err := a.dispatcher(cfg)
 			if err != nil {
@@ -122,7 +123,7 @@ Exit 0 when every sink took it, 1 otherwise.`,
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
-	c.Flags().StringVar(&event, "event", "", "started, stable, failed or inconclusive")
+	c.Flags().StringVar(&kind, "event", "", "started, stable, failed or inconclusive")
 	c.Flags().StringVar(&version, "version", "", "the release; default $GITHUB_SHA")
 	c.Flags().StringVar(&reason, "reason", "", "why, for stable/failed/inconclusive")
 	return c
@@ -136,7 +137,7 @@ func (a *app) annotateCommand() *cobra.Command {
 		Long: `annotate posts a Grafana annotation for a deploy to every grafana sink of the
 config: a point at --start (default now), or a region from --start to --end.`,
 		Example: `  deploywatch annotate -f deploywatch.yaml --version "$GITHUB_SHA" --text "Deployed by $GITHUB_ACTOR"`,
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadFile(file)
 			if err != nil {
@@ -150,14 +151,14 @@ config: a point at --start (default now), or a region from --start to --end.`,
 			if from.IsZero() {
 				from = now
 			}
-			m := notify.Message{Kind: notify.Started, Service: cfg.Service, Environment: cfg.Environment, Version: version,
+			m := notify.Message{Kind: event.Started, Service: cfg.Service, Environment: cfg.Environment, Version: version,
 				TriggeredBy: a.triggeredBy(), StartedAt: from, At: from, Reason: text, RunURL: github.RunURL(a.env)}
 			if end != "" {
 				to, err := parseStartedAt(end, now)
 				if err != nil {
 					return usagef("--end: %v", err)
 				}
-				m.Kind, m.At, m.Verdict = notify.Verdict, to, "stable"
+				m.Kind, m.At, m.Verdict = event.Verdict, to, "stable"
 			}
 			all, err := a.sinks(cfg)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
@@ -91,11 +92,13 @@ func (p *printer) Event(e watch.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
-		if e.Kind == watch.EventMeasured || e.Kind == watch.EventBaseline {
+		if e.Kind == event.Measured || e.Kind == event.Baseline {
 			// Keep each line whole but small: the checks carry the evidence.
 			e.Report = nil
 		}
-		_ = json.NewEncoder(p.w).Encode(e)
+		enc := json.NewEncoder(p.w)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(e)
 		return
 	}
 	if e.Phase != "" {
@@ -104,7 +107,7 @@ func (p *printer) Event(e watch.Event) {
 	if e.Checks != nil {
 		p.checks = e.Checks
 	}
-	if e.Kind == watch.EventVerdict {
+	if e.Kind == event.Verdict {
 		if p.live {
 			p.clearStatus()
 		}
@@ -124,7 +127,7 @@ func (p *printer) Event(e watch.Event) {
 // hookLine prints a line a hook wrote.
 func (p *printer) hookLine(hook, line string) {
 	if p.json {
-		p.Event(watch.Event{Time: time.Now(), Kind: watch.EventHookOutput, Hook: hook, Message: line,
+		p.Event(watch.Event{Time: time.Now(), Kind: event.HookOutput, Hook: hook, Message: line,
 			Elapsed: time.Since(p.began).Seconds()})
 		return
 	}
@@ -145,7 +148,7 @@ func (p *printer) line(elapsed float64, s string) {
 
 func (p *printer) render(e watch.Event) []string {
 	switch e.Kind {
-	case watch.EventStarted:
+	case event.Started:
 		d := e.Deploy
 		env := ""
 		if d.Environment != "" {
@@ -153,14 +156,14 @@ func (p *printer) render(e watch.Event) []string {
 		}
 		return []string{p.paint(bold, fmt.Sprintf("deploywatch: %s %s%s", d.Service, orDash(d.Version), env)) +
 			fmt.Sprintf(" (running now: %s)", orDash(d.PreviousVersion))}
-	case watch.EventPhaseStarted:
+	case event.PhaseStarted:
 		return []string{p.paint(cyan, "▸ "+e.Phase)}
-	case watch.EventPhaseEnded:
+	case event.PhaseEnded:
 		mark, c := "✓", green
 		switch e.Outcome {
 		case watch.OutcomeFailed:
 			mark, c = "✗", red
-		case watch.OutcomeErrored, watch.OutcomeInterrupted:
+		case watch.OutcomeInconclusive, watch.OutcomeInterrupted:
 			mark, c = "?", yellow
 		case watch.OutcomeSkipped:
 			mark, c = "-", dim
@@ -170,7 +173,7 @@ func (p *printer) render(e watch.Event) []string {
 			s += ": " + e.Message
 		}
 		return []string{s}
-	case watch.EventBaseline:
+	case event.Baseline:
 		var parts []string
 		for _, c := range e.Checks {
 			v := watch.FormatValue(c.Baseline, c.Unit)
@@ -180,25 +183,27 @@ func (p *printer) render(e watch.Event) []string {
 			parts = append(parts, c.Name+" "+v)
 		}
 		return []string{"  baseline: " + strings.Join(parts, " · ")}
-	case watch.EventMeasured:
+	case event.Measured:
 		var parts []string
 		for _, c := range e.Checks {
 			parts = append(parts, p.checkBrief(c))
 		}
 		return []string{"  " + strings.Join(parts, " · ")}
-	case watch.EventBreached:
+	case event.Breached:
 		c := e.Check
 		if c.Verdict == judge.Fail {
 			return []string{p.paint(red, "  ✗ "+e.Message)}
 		}
 		return []string{p.paint(yellow, "  ! "+e.Message)}
-	case watch.EventProgress:
+	case event.Progress:
 		return []string{"  " + e.Message}
-	case watch.EventNote:
+	case event.Note:
 		return []string{p.paint(dim, "  note: ") + e.Message}
-	case watch.EventRollbackStarted:
+	case event.RollbackStarted:
 		return []string{p.paint(yellow, "  ↩ "+e.Message)}
-	case watch.EventRollbackDone:
+	case event.Resumed:
+		return []string{p.paint(bold, "deploywatch: "+e.Message)}
+	case event.RollbackDone, event.RollbackFailed:
 		return nil // the phase end says it
 	}
 	return nil

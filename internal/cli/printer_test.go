@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
@@ -66,11 +67,11 @@ func showWatch(t *testing.T, w *os.File, screen io.Reader, env map[string]string
 	p := newPrinter(w, "text", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	v := 0.0004
 	checks := []*watch.CheckResult{{Name: "error_rate", Verdict: judge.Pass, Value: &v, Unit: "percent"}}
-	p.Event(watch.Event{Kind: watch.EventPhaseStarted, Phase: watch.PhaseMonitor, Elapsed: 1})
-	p.Event(watch.Event{Kind: watch.EventMeasured, Phase: watch.PhaseMonitor, Checks: checks, Elapsed: 2})
+	p.Event(watch.Event{Kind: event.PhaseStarted, Phase: watch.PhaseMonitor, Elapsed: 1})
+	p.Event(watch.Event{Kind: event.Measured, Phase: watch.PhaseMonitor, Checks: checks, Elapsed: 2})
 	time.Sleep(600 * time.Millisecond) // the status line refreshes every 250ms
 	p.hookLine("deploy", "still here")
-	p.Event(watch.Event{Kind: watch.EventVerdict, Report: &watch.Report{Verdict: watch.Stable, Reason: "every check passed", Checks: checks}})
+	p.Event(watch.Event{Kind: event.Verdict, Report: &watch.Report{Verdict: watch.Stable, Reason: "every check passed", Checks: checks}})
 	p.close()
 	w.Close()
 	select {

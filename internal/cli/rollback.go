@@ -33,7 +33,7 @@ a StatefulSet's stuck pods of the bad revision, which it would wait on
 forever). --dry-run says what would happen and changes nothing.`,
 		Example: `  deploywatch rollback -f deploywatch.yaml --to-revision 3 --dry-run
   deploywatch rollback -f deploywatch.yaml`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadFile(file)
 			if err != nil {

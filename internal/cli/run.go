@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,28 +30,34 @@ type watchFlags struct {
 	report    string
 	output    string
 	startedAt string
+	state     string
+	resume    string
 	kube      kubeFlags
 }
 
 // kubeFlags are kubectl's connection flags, for a Kubernetes target.
 type kubeFlags struct {
-	kubeconfig, context, namespace string
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
 }
 
 func (k *kubeFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes target; default $KUBECONFIG, ~/.kube/config, in-cluster)")
-	c.Flags().StringVar(&k.context, "context", "", "kubeconfig context (Kubernetes target; default target.kubernetes.context or the current one)")
-	c.Flags().StringVarP(&k.namespace, "namespace", "n", "", "namespace (Kubernetes target; default target.kubernetes.namespace)")
+	c.Flags().StringVar(&k.Kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes target; default $KUBECONFIG, ~/.kube/config, in-cluster)")
+	c.Flags().StringVar(&k.Context, "context", "", "kubeconfig context (Kubernetes target; default target.kubernetes.context or the current one)")
+	c.Flags().StringVarP(&k.Namespace, "namespace", "n", "", "namespace (Kubernetes target; default target.kubernetes.namespace)")
 }
 
-func (f *watchFlags) register(c *cobra.Command, withStart bool) {
+func (f *watchFlags) register(c *cobra.Command, isWatch bool) {
 	f.kube.register(c)
 	c.Flags().StringVarP(&f.file, "file", "f", "deploywatch.yaml", "config file")
 	c.Flags().StringVar(&f.version, "version", "", "the release being deployed (commit or tag); default $GITHUB_SHA or $CI_COMMIT_SHA")
-	c.Flags().StringVar(&f.report, "report", "", "write the whole watch as JSON to this file")
+	c.Flags().StringVar(&f.report, "report", "", "write the whole watch as JSON to this file, after every phase and at the end")
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "progress format: text, or json (one event per line)")
-	if withStart {
+	c.Flags().StringVar(&f.state, "state", "", "keep the watch's state in this file as it goes, so that 'watch --resume FILE' can take it up if this process dies")
+	if isWatch {
 		c.Flags().StringVar(&f.startedAt, "started-at", "", "when the deploy started: RFC 3339 time, Unix seconds, or a duration ago such as 90s (default now)")
+		c.Flags().StringVar(&f.resume, "resume", "", "take up the watch saved in this state file (by --state) where it was: no other flag is needed")
 	}
 }
 
@@ -62,9 +69,14 @@ func (a *app) runCommand() *cobra.Command {
 		Long: `run records the running version, captures the baseline over the window that
 ends now, runs the deploy command (the arguments after --, else
 target.command.deploy), then follows the timeline to a verdict. A failed
-deploy is acted on as on_failure says.`,
+deploy is acted on as on_failure says.
+
+With --state FILE the watch survives its own death: if this process is
+killed, 'deploywatch watch --resume FILE' takes it up where it was, and
+never runs the deploy command or a rollback twice.`,
 		Example: `  deploywatch run -f deploywatch.yaml --version "$GITHUB_SHA" -- ./deploy.sh "$GITHUB_SHA"
-  deploywatch run --version v1.4.2 --report report.json   # uses target.command.deploy`,
+  deploywatch run --version v1.4.2 --report report.json   # uses target.command.deploy
+  deploywatch run --version v2 --state watch.state -- ./deploy.sh v2`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.watch(cmd, f, true, args)
 		},
@@ -77,14 +89,23 @@ func (a *app) watchCommand() *cobra.Command {
 	var f watchFlags
 	c := &cobra.Command{
 		Use:   "watch [flags]",
-		Short: "Watch a deploy someone else started, to a verdict",
+		Short: "Watch a deploy someone else started, to a verdict; or resume a saved watch",
 		Long: `watch follows a deploy that was started by something else (kubectl, helm, a
 CI step). The baseline is the window that ends when the deploy started
-(--started-at, default now).`,
+(--started-at, default now).
+
+watch --resume FILE takes up a watch saved with --state by a process that
+died: the same deploy, baseline, pinned rollback target, phase timings and
+report file. The config file must be unchanged. A watch that had already
+ended prints its verdict and exits with its code.`,
 		Example: `  ./deploy.sh && deploywatch watch -f deploywatch.yaml --version abc123
-  deploywatch watch --version abc123 --started-at 2026-11-25T10:04:00Z --report report.json`,
-		Args: cobra.NoArgs,
+  deploywatch watch --version abc123 --started-at 2026-11-25T10:04:00Z --report report.json
+  deploywatch watch --resume watch.state`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.resume != "" {
+				return a.resume(cmd, f)
+			}
 			return a.watch(cmd, f, false, nil)
 		},
 	}
@@ -92,13 +113,27 @@ CI step). The baseline is the window that ends when the deploy started
 	return c
 }
 
+// origin is what the CLI keeps in a watch's state to build the watch
+// again in another process.
+type origin struct {
+	Config configRef `json:"config"`
+	// Report is the report file, absolute.
+	Report string    `json:"report,omitempty"`
+	Kube   kubeFlags `json:"kube,omitzero"`
+	// DeployArgv is run's command after --: a watch saved before its
+	// deploy began runs it when resumed.
+	DeployArgv []string `json:"deploy_argv,omitempty"`
+}
+
+// configRef names the config file and what it held.
+type configRef struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
 func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv []string) error {
 	ctx := cmd.Context()
-	if f.output != "text" && f.output != "json" {
-		return usagef("--output %q: want text or json", f.output)
-	}
-	log, err := a.logger()
-	if err != nil {
+	if err := checkOutput(f.output); err != nil {
 		return err
 	}
 	started, err := parseStartedAt(f.startedAt, time.Now())
@@ -109,18 +144,47 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	if err != nil {
 		return err
 	}
-	version := f.version
-	for _, env := range []string{"GITHUB_SHA", "CI_COMMIT_SHA"} {
-		if version == "" {
-			version, _ = a.env(env)
-		}
+	version := a.version(f.version)
+	o := origin{Kube: f.kube, DeployArgv: deployArgv}
+	if o.Config.Path, err = filepath.Abs(f.file); err != nil {
+		return usagef("-f %s: %v", f.file, err)
 	}
+	o.Config.SHA256 = cfg.Digest
 	if f.report != "" {
-		if err := checkWritable(f.report); err != nil {
+		if o.Report, err = absWritable(f.report); err != nil {
 			return usagef("--report: %v", err)
 		}
 	}
+	var state *stateFile
+	if f.state != "" {
+		if state, err = createStateFile(f.state); err != nil {
+			return err
+		}
+		defer state.close()
+	}
+	originJSON, err := marshalOrigin(o)
+	if err != nil {
+		return err
+	}
+	req := watch.Request{
+		Version: version, StartedAt: started, RunDeploy: runDeploy,
+		TriggeredBy: a.triggeredBy(), Origin: originJSON,
+	}
+	return a.follow(ctx, cfg, f.output, o, state, func(eng *watch.Engine) (*watch.Report, error) {
+		return eng.Run(ctx, req), nil
+	})
+}
 
+// follow builds what a watch needs from the config (source, platform,
+// sinks, checklist), runs it with start, and ends with its exit code. The
+// report is written at every checkpoint and at the end; the state file,
+// when there is one, at every checkpoint.
+func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o origin, state *stateFile,
+	start func(*watch.Engine) (*watch.Report, error)) error {
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
 	src, err := a.source(cfg, log)
 	if err != nil {
 		return err
@@ -130,9 +194,9 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 		stopScraping := es.Start()
 		defer stopScraping()
 	}
-	pr := newPrinter(a.stdout, f.output, a.env)
+	pr := newPrinter(a.stdout, output, a.env)
 	defer pr.close()
-	platform, closePlatform, err := a.platform(ctx, cfg, f.kube, pr.hookLine, deployArgv)
+	platform, closePlatform, err := a.platform(ctx, cfg, o.Kube, pr.hookLine, o.DeployArgv)
 	if err != nil {
 		return err
 	}
@@ -141,47 +205,88 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	if err != nil {
 		return err
 	}
-	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log)}
-	if cfg.Verify != nil {
+	cp := &checkpointer{state: state, report: o.Report, deliveries: disp.Deliveries}
+	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log),
+		watch.WithCheckpoint(cp), watch.WithAbort(a.abort)}
+	if cfg.Verify != nil || src != nil {
 		logs, _ := platform.(verify.LogSource)
-		cl, err := verify.New(cfg, logs, a.env)
+		cl, err := verify.New(cfg, verify.Sources{Metrics: src, Logs: logs}, a.env)
 		if err != nil {
 			return err
 		}
 		opts = append(opts, watch.WithChecklist(cl))
 	}
-	eng := watch.New(cfg, src, platform, opts...)
-	req := watch.Request{
-		Version: version, StartedAt: started, RunDeploy: runDeploy,
-		TriggeredBy: a.triggeredBy(), Abort: a.abort,
+	eng := watch.New(watch.SpecFor(cfg), src, platform, opts...)
+	rep, err := start(eng)
+	if err != nil {
+		disp.Flush(0)
+		return err
 	}
-	rep := eng.Run(ctx, req)
 	// Notifications never delayed the watch; now they get a bounded time to
 	// finish, so the verdict message and the annotation's close are sent.
 	disp.Flush(flushTimeout)
 	rep.Deliveries = append(rep.Deliveries, disp.Deliveries()...)
 	pr.close()
-	if f.report != "" {
-		if err := rep.WriteFile(f.report); err != nil {
+	if o.Report != "" {
+		if err := rep.WriteFile(o.Report); err != nil {
 			fmt.Fprintf(a.stderr, "deploywatch: %v\n", err)
-		} else if f.output == "text" {
-			fmt.Fprintf(a.stdout, "report: %s\n", f.report)
+		} else if output == "text" {
+			fmt.Fprintf(a.stdout, "report: %s\n", o.Report)
 		}
 	}
 	return &exitError{code: rep.Verdict.ExitCode()}
+}
+
+// checkpointer writes the report file and the state file at every
+// checkpoint of the engine, with the deliveries made so far.
+type checkpointer struct {
+	state      *stateFile
+	report     string
+	deliveries func() []watch.Delivery
+}
+
+func (c *checkpointer) Checkpoint(s *watch.State) error {
+	s.Report.Deliveries = append(slices.Clone(s.Report.Deliveries), c.deliveries()...)
+	if c.state != nil {
+		if err := s.WriteFile(c.state.path); err != nil {
+			return err
+		}
+	}
+	if c.report != "" {
+		return s.Report.WriteFile(c.report)
+	}
+	return nil
+}
+
+// version is --version, else the CI's commit.
+func (a *app) version(flag string) string {
+	version := flag
+	for _, env := range []string{"GITHUB_SHA", "CI_COMMIT_SHA"} {
+		if version == "" {
+			version, _ = a.env(env)
+		}
+	}
+	return version
+}
+
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return usagef("--output %q: want text or json", output)
+	}
+	return nil
 }
 
 // platform builds the deploy target of the config.
 func (a *app) platform(ctx context.Context, cfg *config.Config, kf kubeFlags, out func(hook, line string), deployArgv []string) (watch.Platform, func(), error) {
 	if k := cfg.Target.Kubernetes; k != nil {
 		kc := *k
-		if kf.namespace != "" {
-			kc.Namespace = kf.namespace
+		if kf.Namespace != "" {
+			kc.Namespace = kf.Namespace
 		}
-		if kf.context != "" {
-			kc.Context = kf.context
+		if kf.Context != "" {
+			kc.Context = kf.Context
 		}
-		path := kf.kubeconfig
+		path := kf.Kubeconfig
 		if path == "" && kc.Kubeconfig != "" {
 			path = cfg.Resolve(kc.Kubeconfig)
 		}
@@ -278,14 +383,20 @@ func parseStartedAt(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, usagef("--started-at %q: want an RFC 3339 time (2026-11-25T10:04:00Z), Unix seconds, or a duration ago (90s)", s)
 }
 
-func checkWritable(path string) error {
-	dir := filepath.Dir(path)
+// absWritable returns path made absolute, once its directory is known to
+// exist.
+func absWritable(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(abs)
 	st, err := os.Stat(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
+		return "", fmt.Errorf("%s is not a directory", dir)
 	}
-	return nil
+	return abs, nil
 }

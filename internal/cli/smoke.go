@@ -29,7 +29,7 @@ Exit 0 when every check passed, 1 when any failed (a request that cannot be
 made at all is a failed check), 2 for a bad suite or flags.`,
 		Example: `  deploywatch smoke -f examples/smoke.yaml --base-url https://api.example.com
   deploywatch smoke -f smoke.yaml --base-url "$API_URL" --junit smoke.xml --output json`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return usagef("--output %q: want text or json", output)

@@ -20,7 +20,7 @@ func (a *app) validateCommand() *cobra.Command {
 parses every PromQL expression, and prints the effective configuration:
 what a watch would use, default checks included. Problems are listed with
 file:line:column, and the exit code is 2.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadFile(file)
 			if err != nil {
@@ -53,7 +53,7 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print deploywatch's own version",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, _ []string) {
 			v, commit := version, ""
 			if info, ok := debug.ReadBuildInfo(); ok {

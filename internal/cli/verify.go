@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +32,7 @@ cannot run here, is skipped, never failed.
 
 Exit 0 when no item failed, 1 when one did, 2 for a bad config.`,
 		Example: `  deploywatch verify -f deploywatch.yaml --version "$GITHUB_SHA"`,
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return usagef("--output %q: want text or json", output)
@@ -60,10 +61,9 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 	if err != nil {
 		return err
 	}
-	var items []watch.VerifyItem
+	var src watch.Querier
 	if cfg.Metrics != nil {
-		src, err := a.source(cfg, log)
-		if err != nil {
+		if src, err = a.source(cfg, log); err != nil {
 			return err
 		}
 		if es, ok := src.(*embedded.Source); ok {
@@ -75,42 +75,30 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 			case <-time.After(3 * cfg.Metrics.ScrapeInterval.D()):
 			}
 		}
-		if src != nil {
-			problem, err := watch.MetricsFlowing(ctx, src, cfg, time.Now())
-			switch {
-			case err != nil:
-				items = append(items, watch.VerifyItem{Name: "metrics", Outcome: watch.OutcomeSkipped, Evidence: "the metric source cannot be read: " + err.Error()})
-			case problem != "":
-				items = append(items, watch.VerifyItem{Name: "metrics", Outcome: watch.OutcomeFailed, Evidence: problem})
-			default:
-				items = append(items, watch.VerifyItem{Name: "metrics", Outcome: watch.OutcomePassed, Evidence: "the targets are up and the request series exist"})
-			}
-		}
 	}
-	if cfg.Verify != nil {
-		var logs verify.LogSource
-		if cfg.Target.Kubernetes != nil && cfg.Verify.Logs != nil {
-			p, closeP, err := a.platform(ctx, cfg, kf, nil, nil)
-			if err != nil {
-				return err
-			}
-			defer closeP()
-			logs, _ = p.(verify.LogSource)
-		}
-		cl, err := verify.New(cfg, logs, a.env)
+	var logs verify.LogSource
+	if cfg.Target.Kubernetes != nil && cfg.Verify != nil && cfg.Verify.Logs != nil {
+		p, closeP, err := a.platform(ctx, cfg, kf, nil, nil)
 		if err != nil {
 			return err
 		}
-		// Standalone, "since the deploy" is the last logs window, compared
-		// with the window before it.
-		window := 5 * time.Minute
-		if cfg.Verify.Logs != nil {
-			window = cfg.Verify.Logs.Window.D()
-		}
-		d := watch.Deploy{Service: cfg.Service, Environment: cfg.Environment, Version: version, StartedAt: time.Now().Add(-window)}
-		cl.Before(ctx, d)
-		items = append(items, cl.Run(ctx, d)...)
+		defer closeP()
+		logs, _ = p.(verify.LogSource)
 	}
+	// Standalone, nothing waits for a new version to come up.
+	cl, err := verify.New(cfg, verify.Sources{Metrics: src, Logs: logs}, a.env, verify.WithMetricsWait(0))
+	if err != nil {
+		return err
+	}
+	// Standalone, "since the deploy" is the last logs window, compared
+	// with the window before it.
+	window := 5 * time.Minute
+	if cfg.Verify != nil && cfg.Verify.Logs != nil {
+		window = cfg.Verify.Logs.Window.D()
+	}
+	d := watch.Deploy{Service: cfg.Service, Environment: cfg.Environment, Version: version, StartedAt: time.Now().Add(-window)}
+	cl.Before(ctx, d)
+	items := slices.Collect(cl.Run(ctx, d))
 	if len(items) == 0 {
 		return usagef("nothing to verify: add a verify section (or metrics) to %s", cfg.Path)
 	}

@@ -78,6 +78,9 @@ type Config struct {
 	DefaultChecks bool `yaml:"-"`
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
+	// Digest is the SHA-256 of the bytes it was read from, in hex: a
+	// resumed watch is refused when its config changed.
+	Digest string `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
 	positions map[string]position
 }
@@ -655,16 +658,6 @@ func (c *Config) defaultChecks() ([]Check, []SkippedCheck) {
 		skipped = append(skipped, SkippedCheck{"memory", "no memory limit: set target.command.memory_limit to judge memory usage"})
 	}
 	return checks, skipped
-}
-
-// DefaultWindow is the sliding window for a scrape interval: four scrapes,
-// so that rate() and increase() always have samples to work with, and at
-// least two check intervals.
-func (c *Config) DefaultWindow(scrape time.Duration) time.Duration {
-	if c.Metrics != nil && c.Metrics.Window > 0 {
-		return c.Metrics.Window.D()
-	}
-	return max(4*scrape, 2*c.Phases.Interval.D())
 }
 
 // Query roles, the fields of a check that hold PromQL.

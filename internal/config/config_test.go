@@ -32,12 +32,6 @@ func TestIssueExampleGetsTheSeedsTable(t *testing.T) {
 	if got := c.Phases.Interval.D(); got != 2*time.Second {
 		t.Errorf("interval = %s", got)
 	}
-	if got := c.DefaultWindow(time.Second); got != 4*time.Second {
-		t.Errorf("window = %s, want 4 x a 1s scrape interval", got)
-	}
-	if got := c.DefaultWindow(15 * time.Second); got != time.Minute {
-		t.Errorf("window = %s, want 4 x a 15s scrape interval", got)
-	}
 	names := map[string]Check{}
 	for _, ch := range c.Checks {
 		names[ch.Name] = ch
@@ -88,8 +82,8 @@ func TestCustomChecksAndLabels(t *testing.T) {
 	if len(c.Checks) != 3 || c.Checks[0].FailureLimit != 3 || c.Checks[1].Type != TypeQuery {
 		t.Fatalf("checks = %+v", c.Checks)
 	}
-	if got := c.DefaultWindow(c.Metrics.ScrapeInterval.D()); got != 20*time.Second {
-		t.Errorf("window = %s, want 4 x 5s", got)
+	if got := c.Metrics.ScrapeInterval.D(); got != 5*time.Second {
+		t.Errorf("scrape interval = %s, want the embedded job's 5s", got)
 	}
 	if c.Checks[1].Floor == nil || *c.Checks[1].Floor != 500 {
 		t.Errorf("floor = %v", c.Checks[1].Floor)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -91,6 +93,8 @@ func LoadFile(path string) (*Config, error) {
 func Load(data []byte, path string) (*Config, error) {
 	cfg := Default()
 	cfg.Path = path
+	sum := sha256.Sum256(data)
+	cfg.Digest = hex.EncodeToString(sum[:])
 	doc, err := DecodeStrict(data, path, &cfg, func(root *yaml.Node) { presetSections(root, &cfg) })
 	if err != nil {
 		return nil, err

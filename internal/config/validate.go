@@ -11,6 +11,7 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/promql"
 )
 
@@ -173,9 +174,6 @@ func (c *Config) validateGenerate(bad badFunc) {
 	}
 }
 
-var notifyKinds = map[string]bool{"started": true, "breached": true, "verdict": true, "phase": true,
-	"rollback_started": true, "rollback_done": true, "rollback_failed": true}
-
 var datadogSites = map[string]bool{"datadoghq.com": true, "us3.datadoghq.com": true, "us5.datadoghq.com": true,
 	"datadoghq.eu": true, "ap1.datadoghq.com": true, "ddog-gov.com": true}
 
@@ -238,8 +236,8 @@ func (c *Config) validateNotify(bad badFunc) {
 			bad(fmt.Sprintf("notify[%d]", i), "each entry names exactly one sink: slack, grafana, datadog or webhook")
 		}
 		for _, e := range events {
-			if !notifyKinds[e] {
-				bad(fmt.Sprintf("notify[%d]", i), "event %q: want started, breached, phase, verdict, rollback_started, rollback_done or rollback_failed", e)
+			if _, err := event.ParseDeliverable(e); err != nil {
+				bad(fmt.Sprintf("notify[%d]", i), "%v", err)
 			}
 		}
 	}

@@ -14,7 +14,10 @@ type Platform struct {
 	releases map[string]Release
 }
 
-var _ watch.Platform = (*Platform)(nil)
+var (
+	_ watch.Platform         = (*Platform)(nil)
+	_ watch.RollbackFinisher = (*Platform)(nil)
+)
 
 // NewPlatform returns a platform that knows the given releases.
 func NewPlatform(svc *Service, releases ...Release) *Platform {
@@ -26,7 +29,7 @@ func NewPlatform(svc *Service, releases ...Release) *Platform {
 }
 
 // Current returns the running version.
-func (p *Platform) Current(context.Context, watch.Deploy) (string, error) {
+func (p *Platform) Current(context.Context, watch.Deploy, bool) (string, error) {
 	return p.svc.Running().Version, nil
 }
 
@@ -53,6 +56,14 @@ func (p *Platform) Rollback(_ context.Context, d watch.Deploy) (watch.RollbackOu
 	}
 	p.svc.Switch(rel)
 	return watch.RollbackOutcome{}, nil
+}
+
+// FinishRollback rolls back unless the recorded version already runs.
+func (p *Platform) FinishRollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
+	if p.svc.Running().Version == d.PreviousVersion {
+		return watch.RollbackOutcome{Note: d.PreviousVersion + " already runs"}, nil
+	}
+	return p.Rollback(ctx, d)
 }
 
 // Pause does nothing: the demo's releases switch at once.

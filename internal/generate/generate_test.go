@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/deploywatch/deploywatch/internal/config"
-	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
+	"github.com/deploywatch/deploywatch/internal/golden"
 	"github.com/deploywatch/deploywatch/internal/testenv"
 )
 
@@ -39,18 +39,18 @@ func TestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		notifytest.Golden(t, name+".alerts.golden.yml", alerts)
+		golden.Check(t, name+".alerts.golden.yml", alerts)
 		dash, err := Dashboard(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		notifytest.Golden(t, name+".dashboard.golden.json", dash)
+		golden.Check(t, name+".dashboard.golden.json", dash)
 		probes, err := Probes(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		notifytest.Golden(t, name+".probes.golden.yml", probes)
-		notifytest.Golden(t, name+".workflow.golden.yml", Workflow(c, "deploywatch.yaml"))
+		golden.Check(t, name+".probes.golden.yml", probes)
+		golden.Check(t, name+".workflow.golden.yml", Workflow(c, "deploywatch.yaml"))
 	}
 }
 

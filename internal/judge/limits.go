@@ -73,3 +73,29 @@ func (t *Tracker) Judged() bool { return t.judged > 0 }
 
 // Measured is how many measurements were observed.
 func (t *Tracker) Measured() int { return t.measured }
+
+// TrackerState is a Tracker's progress, saved with a watch's state so that
+// another process can take the check up where it was.
+type TrackerState struct {
+	FailStreak int    `json:"fail_streak"`
+	ErrStreak  int    `json:"err_streak"`
+	Failed     bool   `json:"failed,omitempty"`
+	GaveUp     bool   `json:"gave_up,omitempty"`
+	Last       Status `json:"last"`
+	Measured   int    `json:"measured"`
+	Judged     int    `json:"judged"`
+}
+
+// State returns the tracker's progress.
+func (t *Tracker) State() TrackerState {
+	return TrackerState{
+		FailStreak: t.failStreak, ErrStreak: t.errStreak, Failed: t.failed, GaveUp: t.gaveUp,
+		Last: t.last, Measured: t.measured, Judged: t.judged,
+	}
+}
+
+// Restore sets the tracker's progress from a saved state; its Limits stay.
+func (t *Tracker) Restore(s TrackerState) {
+	t.failStreak, t.errStreak, t.failed, t.gaveUp = s.FailStreak, s.ErrStreak, s.Failed, s.GaveUp
+	t.last, t.measured, t.judged = s.Last, s.Measured, s.Judged
+}

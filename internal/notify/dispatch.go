@@ -7,12 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
-
-// Phase is a phase ending (webhooks only, by default).
-const Phase Kind = "phase"
 
 // DispatchOptions bound delivery.
 type DispatchOptions struct {
@@ -115,26 +113,23 @@ func (d *Dispatcher) message(e watch.Event) (Message, bool) {
 		PreviousVersion: dep.PreviousVersion, TriggeredBy: dep.TriggeredBy, StartedAt: dep.StartedAt,
 		At: e.Time, RunURL: d.opts.RunURL, DashboardURL: d.opts.DashboardURL,
 	}
+	m.Kind = e.Kind
 	switch e.Kind {
-	case watch.EventStarted:
-		m.Kind = Started
-	case watch.EventBreached:
-		m.Kind, m.Check, m.Reason = Breached, e.Check, e.Message
-	case watch.EventPhaseEnded:
-		m.Kind, m.Reason = Phase, string(e.Outcome)+": "+e.Phase
+	case event.Started, event.Resumed:
+	case event.Breached:
+		m.Check, m.Reason = e.Check, e.Message
+	case event.PhaseEnded:
+		m.Reason = string(e.Outcome) + ": " + e.Phase
 		if e.Message != "" {
 			m.Reason += ": " + e.Message
 		}
-	case watch.EventRollbackStarted:
-		m.Kind, m.Reason = RollbackStarted, e.Message
-	case watch.EventRollbackDone:
-		m.Kind, m.Rollback, m.Reason = RollbackDone, e.Rollback, e.Message
-		if e.Rollback != nil && !e.Rollback.OK && e.Rollback.Performed {
-			m.Kind = RollbackFailed
-		}
-	case watch.EventVerdict:
+	case event.RollbackStarted:
+		m.Reason = e.Message
+	case event.RollbackDone, event.RollbackFailed:
+		m.Rollback, m.Reason = e.Rollback, e.Message
+	case event.Verdict:
 		r := e.Report
-		m.Kind, m.Report, m.Verdict, m.Reason, m.Rollback = Verdict, r, string(r.Verdict), r.Reason, r.Rollback
+		m.Report, m.Verdict, m.Reason, m.Rollback = r, string(r.Verdict), r.Reason, r.Rollback
 		m.PreviousVersion, m.StartedAt = r.Deploy.PreviousVersion, r.Deploy.StartedAt
 		for _, c := range r.Checks {
 			if c.Verdict == judge.Fail {

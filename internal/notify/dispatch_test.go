@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 	"github.com/deploywatch/deploywatch/internal/notify/webhook"
@@ -39,7 +40,7 @@ func TestRetriesHonourRetryAfter(t *testing.T) {
 		}
 	})
 	d := notify.NewDispatcher([]notify.Sink{webhook.New(srv.URL, "", nil, nil)}, notify.DispatchOptions{Backoff: 10 * time.Millisecond})
-	d.Send(notifytest.Message(notify.Verdict))
+	d.Send(notifytest.Message(event.Verdict))
 	d.Flush(10 * time.Second)
 	dl := d.Deliveries()
 	if len(dl) != 1 || !dl[0].OK || calls.Load() != 3 {
@@ -57,7 +58,7 @@ func TestClientErrorsAreNotRetried(t *testing.T) {
 		http.Error(w, "invalid_payload", http.StatusBadRequest)
 	})
 	d := notify.NewDispatcher([]notify.Sink{webhook.New(srv.URL, "", nil, nil)}, notify.DispatchOptions{Backoff: time.Millisecond})
-	d.Send(notifytest.Message(notify.Started))
+	d.Send(notifytest.Message(event.Started))
 	d.Flush(5 * time.Second)
 	if dl := d.Deliveries(); len(dl) != 1 || dl[0].OK || !strings.Contains(dl[0].Error, "invalid_payload") || calls.Load() != 1 {
 		t.Fatalf("%+v, %d calls", dl, calls.Load())
@@ -78,7 +79,7 @@ func TestAHangingSinkNeverBlocks(t *testing.T) {
 	d := notify.NewDispatcher([]notify.Sink{webhook.New(srv.URL, "", nil, nil)}, notify.DispatchOptions{Timeout: 200 * time.Millisecond, Backoff: 10 * time.Millisecond})
 	start := time.Now()
 	for range 100 { // more than the queue holds
-		d.Event(watch.Event{Kind: watch.EventStarted, Deploy: &watch.Deploy{Service: "api"}, Service: "api"})
+		d.Event(watch.Event{Kind: event.Started, Deploy: &watch.Deploy{Service: "api"}, Service: "api"})
 	}
 	if el := time.Since(start); el > time.Second { // a blocked send would wait for the 200ms timeouts, 100 times
 		t.Fatalf("sending took %s: it blocked", el)
@@ -105,12 +106,12 @@ func TestAHangingSinkNeverBlocks(t *testing.T) {
 // orderSink records the order it is sent messages.
 type orderSink struct {
 	mu   sync.Mutex
-	got  []notify.Kind
+	got  []event.Kind
 	slow time.Duration
 }
 
-func (o *orderSink) Name() string             { return "order" }
-func (o *orderSink) Wants(k notify.Kind) bool { return true }
+func (o *orderSink) Name() string            { return "order" }
+func (o *orderSink) Wants(k event.Kind) bool { return true }
 func (o *orderSink) Send(ctx context.Context, m notify.Message) error {
 	time.Sleep(o.slow)
 	o.mu.Lock()
@@ -124,16 +125,16 @@ func TestOrderPerSinkAndEventMapping(t *testing.T) {
 	d := notify.NewDispatcher([]notify.Sink{o}, notify.DispatchOptions{})
 	rep := &watch.Report{Verdict: watch.Failed, Reason: "x", Rollback: &watch.RollbackRecord{Performed: true, OK: true}}
 	for _, e := range []watch.Event{
-		{Kind: watch.EventStarted, Deploy: &watch.Deploy{Service: "api", PreviousVersion: "v1"}},
-		{Kind: watch.EventMeasured},
-		{Kind: watch.EventRollbackStarted},
-		{Kind: watch.EventRollbackDone, Rollback: rep.Rollback},
-		{Kind: watch.EventVerdict, Report: rep},
+		{Kind: event.Started, Deploy: &watch.Deploy{Service: "api", PreviousVersion: "v1"}},
+		{Kind: event.Measured},
+		{Kind: event.RollbackStarted},
+		{Kind: event.RollbackDone, Rollback: rep.Rollback},
+		{Kind: event.Verdict, Report: rep},
 	} {
 		d.Event(e)
 	}
 	d.Flush(5 * time.Second)
-	want := []notify.Kind{notify.Started, notify.RollbackStarted, notify.RollbackDone, notify.Verdict}
+	want := []event.Kind{event.Started, event.RollbackStarted, event.RollbackDone, event.Verdict}
 	if len(o.got) != len(want) {
 		t.Fatalf("got %v", o.got)
 	}

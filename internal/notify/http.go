@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/textutil"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
@@ -78,9 +79,9 @@ func (m Message) Title() string {
 		env = " to " + m.Environment
 	}
 	switch m.Kind {
-	case Started:
+	case event.Started:
 		return fmt.Sprintf("Deploying %s %s%s", m.Service, m.Version, env)
-	case Verdict:
+	case event.Verdict:
 		switch m.Verdict {
 		case "stable":
 			return fmt.Sprintf("Deploy of %s %s%s is stable", m.Service, m.Version, env)
@@ -91,14 +92,16 @@ func (m Message) Title() string {
 			return fmt.Sprintf("Deploy of %s %s%s failed", m.Service, m.Version, env)
 		}
 		return fmt.Sprintf("Deploy of %s %s%s could not be judged", m.Service, m.Version, env)
-	case RollbackStarted:
+	case event.RollbackStarted:
 		return fmt.Sprintf("Rolling back %s %s%s", m.Service, m.Version, env)
-	case RollbackDone:
+	case event.RollbackDone:
 		return fmt.Sprintf("Rolled back %s%s to %s", m.Service, env, m.PreviousVersion)
-	case RollbackFailed:
+	case event.RollbackFailed:
 		return fmt.Sprintf("ROLLBACK FAILED for %s %s%s", m.Service, m.Version, env)
-	case Breached:
+	case event.Breached:
 		return fmt.Sprintf("%s %s%s: a check breached", m.Service, m.Version, env)
+	case event.Resumed:
+		return fmt.Sprintf("Resumed watching %s %s%s", m.Service, m.Version, env)
 	}
 	return fmt.Sprintf("%s %s%s: %s", m.Service, m.Version, env, m.Kind)
 }

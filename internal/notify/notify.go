@@ -14,35 +14,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
-// Kind names what happened.
-type Kind string
-
-// The kinds of message.
-const (
-	Started         Kind = "started"
-	Breached        Kind = "breached"
-	Verdict         Kind = "verdict"
-	RollbackStarted Kind = "rollback_started"
-	RollbackDone    Kind = "rollback_done"
-	RollbackFailed  Kind = "rollback_failed"
-)
-
-// AllKinds lists the kinds, for validating filters.
-var AllKinds = []Kind{Started, Breached, Verdict, RollbackStarted, RollbackDone, RollbackFailed}
-
 // Message is one thing to announce, with the evidence.
 type Message struct {
-	Kind            Kind      `json:"event"`
-	Service         string    `json:"service"`
-	Environment     string    `json:"environment,omitempty"`
-	Version         string    `json:"version"`
-	PreviousVersion string    `json:"previous_version,omitempty"`
-	TriggeredBy     string    `json:"triggered_by,omitempty"`
-	StartedAt       time.Time `json:"started_at"`
-	At              time.Time `json:"at"`
+	Kind            event.Kind `json:"event"`
+	Service         string     `json:"service"`
+	Environment     string     `json:"environment,omitempty"`
+	Version         string     `json:"version"`
+	PreviousVersion string     `json:"previous_version,omitempty"`
+	TriggeredBy     string     `json:"triggered_by,omitempty"`
+	StartedAt       time.Time  `json:"started_at"`
+	At              time.Time  `json:"at"`
 	// Verdict is stable, failed or inconclusive (verdict messages).
 	Verdict string `json:"verdict,omitempty"`
 	Reason  string `json:"reason,omitempty"`
@@ -67,7 +52,7 @@ type Sink interface {
 	// Name names the sink in the report ("slack", "grafana", ...).
 	Name() string
 	// Wants reports whether the sink takes messages of this kind.
-	Wants(Kind) bool
+	Wants(event.Kind) bool
 	// Send delivers one message. An error wrapping ErrRetry may succeed
 	// later (RetryAfter says when, if the server said).
 	Send(ctx context.Context, m Message) error
@@ -88,10 +73,13 @@ func (e *RetryError) Error() string { return e.Err.Error() }
 func (e *RetryError) Unwrap() []error { return []error{e.Err, ErrRetry} }
 
 // Filter is a set of kinds; empty means the sink's defaults.
-type Filter map[Kind]bool
+type Filter map[event.Kind]bool
 
-// NewFilter builds a filter from names, or the defaults when names is empty.
-func NewFilter(names []string, defaults ...Kind) Filter {
+// NewFilter builds a filter from the names of an events: list (old names
+// included, see event.ParseDeliverable), or the defaults when names is
+// empty. The config validated the names; one it did not know matches
+// nothing.
+func NewFilter(names []string, defaults ...event.Kind) Filter {
 	f := Filter{}
 	if len(names) == 0 {
 		for _, k := range defaults {
@@ -100,13 +88,15 @@ func NewFilter(names []string, defaults ...Kind) Filter {
 		return f
 	}
 	for _, n := range names {
-		f[Kind(n)] = true
+		if k, err := event.ParseDeliverable(n); err == nil {
+			f[k] = true
+		}
 	}
 	return f
 }
 
 // Wants reports whether k passes.
-func (f Filter) Wants(k Kind) bool { return f[k] }
+func (f Filter) Wants(k event.Kind) bool { return f[k] }
 
 // redact removes secrets from an error's text: the URL a transport error
 // quotes (a Slack webhook URL is itself the secret) and any secret value.

@@ -1,7 +1,8 @@
-// Package verify is the post-deploy checklist: the service is ready, it
-// runs the version that was deployed, its smoke tests pass, and its logs
-// show no new errors. Each item runs when its inputs are configured (or,
-// for logs, when they can be read) and is otherwise skipped, never failed.
+// Package verify is the post-deploy checklist: metrics flow, the service
+// is ready, it runs the version that was deployed, its smoke tests pass,
+// and its logs show no new errors. Each item runs when its inputs are
+// configured (or, for logs, when they can be read) and is otherwise
+// skipped, never failed.
 package verify
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,9 +37,20 @@ type LogSource interface {
 	LogLines(ctx context.Context, since, until time.Time, newVersion bool) ([]string, error)
 }
 
-// Checklist runs the items of a config's verify section.
+// Sources are what the checklist reads besides HTTP; either may be nil.
+type Sources struct {
+	// Metrics answers the metrics item's queries.
+	Metrics watch.Querier
+	// Logs reads the service's logs (on Kubernetes, the pods'); a
+	// verify.logs.command replaces it.
+	Logs LogSource
+}
+
+// Checklist runs the metrics item (with a metric source) and the items of
+// a config's verify section.
 type Checklist struct {
 	v        *config.Verify
+	metrics  *metricsItem
 	suite    *smoke.Suite
 	logs     LogSource
 	patterns []*regexp.Regexp
@@ -58,13 +71,38 @@ type logCount struct {
 
 var _ watch.Checklist = (*Checklist)(nil)
 
+// Option tunes a Checklist.
+type Option func(*Checklist)
+
+// WithMetricsWait sets how long the metrics item waits for the metrics to
+// flow. Default phases.verify: the new version may take a few scrapes to
+// be seen.
+func WithMetricsWait(d time.Duration) Option {
+	return func(c *Checklist) {
+		if c.metrics != nil {
+			c.metrics.wait = d
+		}
+	}
+}
+
 // New prepares the checklist: the smoke suite is loaded (and checked) now.
-// logs may be nil when no log source exists; env looks up the suite's
-// secrets.
-func New(cfg *config.Config, logs LogSource, env func(string) (string, bool)) (*Checklist, error) {
+// env looks up the suite's secrets.
+func New(cfg *config.Config, src Sources, env func(string) (string, bool), opts ...Option) (*Checklist, error) {
 	v := cfg.Verify
-	c := &Checklist{v: v, logs: logs, env: env, now: time.Now, poll: time.Second,
+	c := &Checklist{v: v, logs: src.Logs, env: env, now: time.Now, poll: time.Second,
 		client: &http.Client{Timeout: 10 * time.Second}}
+	if m := cfg.Metrics; m != nil && src.Metrics != nil {
+		c.metrics = &metricsItem{source: src.Metrics, selector: m.Selector, wait: cfg.Phases.Verify.D()}
+		if cfg.DefaultChecks {
+			c.metrics.requests = m.RequestsMetric
+		}
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if v == nil {
+		return c, nil
+	}
 	if v.Smoke != "" {
 		s, err := smoke.LoadFile(cfg.Resolve(v.Smoke))
 		if err != nil {
@@ -85,7 +123,7 @@ func New(cfg *config.Config, logs LogSource, env func(string) (string, bool)) (*
 
 // Before counts the error lines of the window before the deploy.
 func (c *Checklist) Before(ctx context.Context, d watch.Deploy) {
-	if c.v.Logs == nil || c.logs == nil {
+	if c.v == nil || c.v.Logs == nil || c.logs == nil {
 		return
 	}
 	w := c.v.Logs.Window.D()
@@ -95,9 +133,28 @@ func (c *Checklist) Before(ctx context.Context, d watch.Deploy) {
 	c.before = &logCount{matches: len(c.match(lines)), window: w, err: err}
 }
 
-// Run runs every item in order: ready, version, smoke, logs.
-func (c *Checklist) Run(ctx context.Context, d watch.Deploy) []watch.VerifyItem {
-	return []watch.VerifyItem{c.ready(ctx), c.version(ctx, d), c.smoke(ctx), c.logScan(ctx, d)}
+// Run runs the items in order, metrics, ready, version, smoke, logs, each
+// when the one before it is taken: the engine stops at the first failure,
+// the verify command takes them all.
+func (c *Checklist) Run(ctx context.Context, d watch.Deploy) iter.Seq[watch.VerifyItem] {
+	return func(yield func(watch.VerifyItem) bool) {
+		if c.metrics != nil && !yield(c.metricsFlowing(ctx)) {
+			return
+		}
+		if c.v == nil {
+			return
+		}
+		for _, item := range []func() watch.VerifyItem{
+			func() watch.VerifyItem { return c.ready(ctx) },
+			func() watch.VerifyItem { return c.version(ctx, d) },
+			func() watch.VerifyItem { return c.smoke(ctx) },
+			func() watch.VerifyItem { return c.logScan(ctx, d) },
+		} {
+			if !yield(item()) {
+				return
+			}
+		}
+	}
 }
 
 func (c *Checklist) url(ref string) string {

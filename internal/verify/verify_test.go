@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,7 +65,7 @@ verify:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, nil, func(string) (string, bool) { return "", false })
+	c, err := New(cfg, Sources{}, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +73,9 @@ verify:
 	return c
 }
 
-func outcomes(items []watch.VerifyItem) map[string]watch.VerifyItem {
+func outcomes(items iter.Seq[watch.VerifyItem]) map[string]watch.VerifyItem {
 	m := map[string]watch.VerifyItem{}
-	for _, it := range items {
+	for it := range items {
 		m[it.Name] = it
 	}
 	return m

@@ -28,7 +28,6 @@ type check struct {
 
 // baseline is a check's measurement over the window before the deploy.
 type baseline struct {
-	err    error
 	window time.Duration
 	// hasData is set when the baseline measured something.
 	hasData bool
@@ -108,7 +107,6 @@ func (c *check) measureBaseline(ctx context.Context, src Querier, selector strin
 		c.base.count, c.base.hasData, err = c.scalar(ctx, src, "count", v, at)
 		c.base.window = rangeOf(window)
 	}
-	c.base.err = err
 	c.result.BaselineWindow = config.RangeString(window)
 	if err != nil {
 		c.result.BaselineError = err.Error()

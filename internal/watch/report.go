@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,54 @@ import (
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
+// Deploy identifies what is being deployed.
+type Deploy struct {
+	Service     string
+	Environment string
+	Version     string
+	// PreviousVersion is the version recorded at Start: the rollback target.
+	PreviousVersion string
+	StartedAt       time.Time
+	// TriggeredBy says who or what started it (CI actor, user).
+	TriggeredBy string
+}
+
+// deployJSON is Deploy as the report writes it. The version recorded at
+// Start is written twice: previous_revision is the report's original name
+// (a contract), previous_version the name the notifications use.
+type deployJSON struct {
+	Service          string    `json:"service"`
+	Environment      string    `json:"environment,omitempty"`
+	Version          string    `json:"version"`
+	PreviousRevision string    `json:"previous_revision"`
+	PreviousVersion  string    `json:"previous_version"`
+	StartedAt        time.Time `json:"started_at"`
+	TriggeredBy      string    `json:"triggered_by,omitempty"`
+}
+
+// MarshalJSON writes the deploy with both names of the previous version.
+func (d Deploy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(deployJSON{
+		Service: d.Service, Environment: d.Environment, Version: d.Version,
+		PreviousRevision: d.PreviousVersion, PreviousVersion: d.PreviousVersion,
+		StartedAt: d.StartedAt, TriggeredBy: d.TriggeredBy,
+	})
+}
+
+// UnmarshalJSON reads either name of the previous version.
+func (d *Deploy) UnmarshalJSON(b []byte) error {
+	var j deployJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*d = Deploy{Service: j.Service, Environment: j.Environment, Version: j.Version,
+		PreviousVersion: j.PreviousVersion, StartedAt: j.StartedAt, TriggeredBy: j.TriggeredBy}
+	if d.PreviousVersion == "" {
+		d.PreviousVersion = j.PreviousRevision
+	}
+	return nil
+}
+
 // Verdict is the outcome of a whole watch.
 type Verdict string
 
@@ -18,7 +67,13 @@ const (
 	Stable       Verdict = "stable"       // exit 0
 	Failed       Verdict = "failed"       // exit 1
 	Inconclusive Verdict = "inconclusive" // exit 3
+	// InProgress is the verdict of a report written while the watch runs
+	// (or left by a process that died): not a verdict yet.
+	InProgress Verdict = "in_progress"
 )
+
+// Ended reports whether v is a verdict a watch ends with.
+func (v Verdict) Ended() bool { return v == Stable || v == Failed || v == Inconclusive }
 
 // ExitCode is the process exit code for the verdict.
 func (v Verdict) ExitCode() int {
@@ -48,15 +103,17 @@ type Outcome string
 
 // Phase outcomes.
 const (
-	OutcomePassed      Outcome = "passed"
-	OutcomeFailed      Outcome = "failed"
-	OutcomeInterrupted Outcome = "interrupted"
-	OutcomeErrored     Outcome = "inconclusive"
-	OutcomeSkipped     Outcome = "skipped"
+	OutcomePassed       Outcome = "passed"
+	OutcomeFailed       Outcome = "failed"
+	OutcomeInterrupted  Outcome = "interrupted"
+	OutcomeInconclusive Outcome = "inconclusive"
+	OutcomeSkipped      Outcome = "skipped"
 )
 
 // Report is the whole watch, as --report writes it.
 type Report struct {
+	// Verdict is stable, failed or inconclusive; in_progress while the
+	// watch runs.
 	Verdict Verdict `json:"verdict"`
 	// Reason says why, in one sentence with the evidence.
 	Reason  string         `json:"reason"`
@@ -70,9 +127,11 @@ type Report struct {
 	Rollback   *RollbackRecord `json:"rollback"`
 	// Settings are the measured and derived settings the watch used.
 	Settings Settings `json:"settings"`
-	// Deliveries lists notifications sent (none until sinks exist).
+	// Deliveries lists the notifications sent and their outcomes.
 	Deliveries []Delivery `json:"deliveries"`
-	EndedAt    time.Time  `json:"ended_at"`
+	// Resumes lists when the watch was taken up again by another process.
+	Resumes []time.Time `json:"resumes,omitempty"`
+	EndedAt time.Time   `json:"ended_at,omitzero"`
 }
 
 // Settings are the values the watch settled on at Start.
@@ -155,28 +214,62 @@ type Delivery struct {
 	Error string `json:"error,omitempty"`
 }
 
-// WriteFile writes the report as indented JSON, atomically: a reader never
-// sees half a report, even if deploywatch is killed while writing.
+// WriteFile writes the report as indented JSON, atomically and durably: a
+// reader never sees half a report, and a report that was written survives
+// a crash of the machine.
 func (r *Report) WriteFile(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
+	data, err := r.Encode()
 	if err != nil {
 		return fmt.Errorf("encoding report: %w", err)
 	}
-	data = append(data, '\n')
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".deploywatch-report-*")
-	if err != nil {
+	if err := writeFileAtomic(path, data); err != nil {
 		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}
+
+// Encode writes the report as indented JSON, as people read it: a rule
+// such as "> 1%" stays as it is, not HTML-escaped.
+func (r *Report) Encode() ([]byte, error) { return encodeJSON(r) }
+
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it,
+// renames it over path and syncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing report: %w", err)
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing report: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing report: %w", err)
+		return err
 	}
-	return nil
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

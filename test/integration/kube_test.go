@@ -465,8 +465,8 @@ func TestKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer target.Close()
-		d := watch.Deploy{Service: "api", Version: "v2", AlreadyStarted: true, StartedAt: time.Now()}
-		pinned, err := target.Current(context.Background(), d)
+		d := watch.Deploy{Service: "api", Version: "v2", StartedAt: time.Now()}
+		pinned, err := target.Current(context.Background(), d, true)
 		if err != nil || pinned != "1" {
 			t.Fatalf("pinned %q, %v", pinned, err)
 		}

@@ -192,8 +192,8 @@ func TestKubernetesStatefulSetAndDaemonSet(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer target.Close()
-			d := watch.Deploy{Service: k.name, AlreadyStarted: true, StartedAt: time.Now()}
-			if prev, err := target.Current(context.Background(), d); err != nil || prev != "1" {
+			d := watch.Deploy{Service: k.name, StartedAt: time.Now()}
+			if prev, err := target.Current(context.Background(), d, true); err != nil || prev != "1" {
 				t.Fatalf("pinned %q, %v; want revision 1", prev, err)
 			}
 			if _, err := target.Health(context.Background(), d); err != nil {

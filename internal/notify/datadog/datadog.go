@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 )
 
@@ -18,9 +19,6 @@ const (
 	maxText  = 4000
 	maxKey   = 100
 )
-
-// Sites are Datadog's sites, for validating configs.
-var Sites = []string{"datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ddog-gov.com"}
 
 // Datadog is one account's events API.
 type Datadog struct {
@@ -36,7 +34,7 @@ var _ notify.Sink = (*Datadog)(nil)
 // or a proxy's); /api/v1/events is appended.
 func New(baseURL, apiKey string, events []string, client *http.Client) *Datadog {
 	return &Datadog{url: strings.TrimSuffix(baseURL, "/") + "/api/v1/events", apiKey: apiKey, client: client,
-		filter: notify.NewFilter(events, notify.Started, notify.Verdict, notify.RollbackFailed)}
+		filter: notify.NewFilter(events, event.Started, event.Verdict, event.RollbackFailed)}
 }
 
 // SiteURL is the API address of a site.
@@ -46,7 +44,7 @@ func SiteURL(site string) string { return "https://api." + site }
 func (d *Datadog) Name() string { return "datadog" }
 
 // Wants applies the event filter.
-func (d *Datadog) Wants(k notify.Kind) bool { return d.filter.Wants(k) }
+func (d *Datadog) Wants(k event.Kind) bool { return d.filter.Wants(k) }
 
 // Event is the body of POST /api/v1/events; DateHappened is epoch seconds.
 type Event struct {
@@ -76,13 +74,13 @@ func (d *Datadog) Send(ctx context.Context, m notify.Message) error {
 func Build(m notify.Message) Event {
 	alert := "info"
 	switch {
-	case m.Kind == notify.RollbackFailed:
+	case m.Kind == event.RollbackFailed:
 		alert = "error"
-	case m.Kind == notify.Verdict && m.Verdict == "stable":
+	case m.Kind == event.Verdict && m.Verdict == "stable":
 		alert = "success"
-	case m.Kind == notify.Verdict && m.Verdict == "failed":
+	case m.Kind == event.Verdict && m.Verdict == "failed":
 		alert = "error"
-	case m.Kind == notify.Verdict:
+	case m.Kind == event.Verdict:
 		alert = "warning"
 	}
 	tags := []string{"service:" + m.Service, "version:" + m.Version, "source:deploywatch"}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/golden"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 )
@@ -57,9 +59,9 @@ func TestEvents(t *testing.T) {
 	var got []Event
 	srv := fakeDatadog(t, &got)
 	d := New(srv.URL, "dd-key", nil, nil)
-	long := now(notifytest.Message(notify.Verdict))
+	long := now(notifytest.Message(event.Verdict))
 	long.Reason = strings.Repeat("x", 5000)
-	for _, m := range []notify.Message{now(notifytest.Message(notify.Started)), now(notifytest.Message(notify.Verdict)), long} {
+	for _, m := range []notify.Message{now(notifytest.Message(event.Started)), now(notifytest.Message(event.Verdict)), long} {
 		if err := d.Send(context.Background(), m); err != nil {
 			t.Fatalf("%s: %v", m.Kind, err)
 		}
@@ -75,13 +77,13 @@ func TestEvents(t *testing.T) {
 	if !strings.HasPrefix(got[1].Text, "%%% \n") || !strings.HasSuffix(got[1].Text, "\n %%%") {
 		t.Errorf("text is not a Markdown block: %q", got[1].Text)
 	}
-	notifytest.Golden(t, "datadog-verdict.golden.json", Build(notifytest.Message(notify.Verdict)))
+	golden.Check(t, "datadog-verdict.golden.json", Build(notifytest.Message(event.Verdict)))
 }
 
 func TestKeyNeverInErrors(t *testing.T) {
 	var got []Event
 	srv := fakeDatadog(t, &got)
-	err := New(srv.URL, "wrong-dd-key", nil, nil).Send(context.Background(), now(notifytest.Message(notify.Started)))
+	err := New(srv.URL, "wrong-dd-key", nil, nil).Send(context.Background(), now(notifytest.Message(event.Started)))
 	if err == nil || !strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "wrong-dd-key") {
 		t.Fatalf("err = %v", err)
 	}

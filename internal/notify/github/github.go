@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/watch"
@@ -48,7 +49,7 @@ func RunURL(env func(string) (string, bool)) string {
 func (a *Actions) Name() string { return "github" }
 
 // Wants takes the verdict only.
-func (a *Actions) Wants(k notify.Kind) bool { return k == notify.Verdict }
+func (a *Actions) Wants(k event.Kind) bool { return k == event.Verdict }
 
 // Send writes the summary, the outputs and, for a failure, annotations.
 func (a *Actions) Send(_ context.Context, m notify.Message) error {

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deploywatch/deploywatch/internal/notify"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/golden"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 )
 
@@ -23,7 +24,7 @@ func TestSummaryOutputsAndAnnotations(t *testing.T) {
 	if a == nil || RunURL(lookup) != "https://github.com/acme/api/actions/runs/42" {
 		t.Fatal("not detected")
 	}
-	if err := a.Send(context.Background(), notifytest.Message(notify.Verdict)); err != nil {
+	if err := a.Send(context.Background(), notifytest.Message(event.Verdict)); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := os.ReadFile(output)
@@ -37,7 +38,7 @@ func TestSummaryOutputsAndAnnotations(t *testing.T) {
 		t.Errorf("annotation %q", stdout.String())
 	}
 	sum, _ := os.ReadFile(summary)
-	notifytest.Golden(t, "summary.golden.md", sum)
+	golden.Check(t, "summary.golden.md", sum)
 	if FromEnv(func(string) (string, bool) { return "", false }, nil) != nil {
 		t.Error("detected outside GitHub Actions")
 	}

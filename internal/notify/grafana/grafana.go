@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 )
 
@@ -48,14 +49,14 @@ type Options struct {
 func New(o Options) *Grafana {
 	return &Grafana{url: strings.TrimSuffix(o.URL, "/"), token: o.Token, dashboardUID: o.DashboardUID, panelID: o.PanelID,
 		tags: o.Tags, client: o.Client, ids: map[string]int64{},
-		filter: notify.NewFilter(o.Events, notify.Started, notify.Verdict)}
+		filter: notify.NewFilter(o.Events, event.Started, event.Verdict)}
 }
 
 // Name is "grafana".
 func (g *Grafana) Name() string { return "grafana" }
 
 // Wants applies the event filter.
-func (g *Grafana) Wants(k notify.Kind) bool { return g.filter.Wants(k) }
+func (g *Grafana) Wants(k event.Kind) bool { return g.filter.Wants(k) }
 
 // Annotation is the body of POST /api/annotations; times are epoch
 // milliseconds, and TimeEnd makes it a region.
@@ -76,8 +77,8 @@ func (g *Grafana) Send(ctx context.Context, m notify.Message) error {
 	g.mu.Lock()
 	id, open := g.ids[m.ID()]
 	g.mu.Unlock()
-	if m.Kind == notify.Started || !open {
-		if m.Kind != notify.Started {
+	if m.Kind == event.Started || !open {
+		if m.Kind != event.Started {
 			a.TimeEnd = m.At.UnixMilli()
 		}
 		body, _ := json.Marshal(a)
@@ -91,7 +92,7 @@ func (g *Grafana) Send(ctx context.Context, m notify.Message) error {
 		if err := json.Unmarshal(resp, &out); err != nil || out.ID == 0 {
 			return fmt.Errorf("grafana answered without an annotation id: %s", resp)
 		}
-		if m.Kind == notify.Started {
+		if m.Kind == event.Started {
 			g.mu.Lock()
 			g.ids[m.ID()] = out.ID
 			g.mu.Unlock()
@@ -122,7 +123,7 @@ func (g *Grafana) annotation(m notify.Message) Annotation {
 	if m.TriggeredBy != "" {
 		text += " by " + m.TriggeredBy
 	}
-	if m.Reason != "" && m.Kind != notify.Started {
+	if m.Reason != "" && m.Kind != event.Started {
 		text += "\n" + m.Reason
 	}
 	if m.RunURL != "" {

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deploywatch/deploywatch/internal/notify"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/golden"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 )
 
@@ -75,7 +76,7 @@ func TestRegionOpenedAndClosed(t *testing.T) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	g := New(Options{URL: srv.URL, Token: "glsa_token", DashboardUID: "api-overview"})
-	start, verdict := notifytest.Message(notify.Started), notifytest.Message(notify.Verdict)
+	start, verdict := notifytest.Message(event.Started), notifytest.Message(event.Verdict)
 	if err := g.Send(context.Background(), start); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestRegionOpenedAndClosed(t *testing.T) {
 	if !strings.Contains(a["text"].(string), "rolled back to v1") {
 		t.Errorf("text %q lacks the outcome", a["text"])
 	}
-	notifytest.Golden(t, "grafana-region.golden.json", a)
+	golden.Check(t, "grafana-region.golden.json", a)
 }
 
 func TestVerdictWithoutStartPostsTheWholeRegion(t *testing.T) {
@@ -101,7 +102,7 @@ func TestVerdictWithoutStartPostsTheWholeRegion(t *testing.T) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	g := New(Options{URL: srv.URL, Token: "glsa_token"})
-	if err := g.Send(context.Background(), notifytest.Message(notify.Verdict)); err != nil {
+	if err := g.Send(context.Background(), notifytest.Message(event.Verdict)); err != nil {
 		t.Fatal(err)
 	}
 	if a := f.store[1]; a == nil || a["timeEnd"] == nil {
@@ -113,7 +114,7 @@ func TestBadTokenIsAnErrorWithoutTheToken(t *testing.T) {
 	f := &fakeGrafana{store: map[int64]map[string]any{}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	err := New(Options{URL: srv.URL, Token: "wrong-secret"}).Send(context.Background(), notifytest.Message(notify.Started))
+	err := New(Options{URL: srv.URL, Token: "wrong-secret"}).Send(context.Background(), notifytest.Message(event.Started))
 	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-secret") {
 		t.Fatalf("err = %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
@@ -34,14 +35,14 @@ var _ notify.Sink = (*Slack)(nil)
 // rollback.
 func New(webhookURL string, events []string, client *http.Client) *Slack {
 	return &Slack{webhookURL: webhookURL, client: client,
-		filter: notify.NewFilter(events, notify.Started, notify.Verdict, notify.RollbackStarted, notify.RollbackDone, notify.RollbackFailed)}
+		filter: notify.NewFilter(events, event.Started, event.Verdict, event.RollbackStarted, event.RollbackDone, event.RollbackFailed)}
 }
 
 // Name is "slack".
 func (s *Slack) Name() string { return "slack" }
 
 // Wants applies the event filter.
-func (s *Slack) Wants(k notify.Kind) bool { return s.filter.Wants(k) }
+func (s *Slack) Wants(k event.Kind) bool { return s.filter.Wants(k) }
 
 // Send posts the message. Slack answers 200 "ok"; errors are plain strings.
 func (s *Slack) Send(ctx context.Context, m notify.Message) error {
@@ -73,11 +74,11 @@ type payload struct {
 // Payload builds the webhook body: a header, the reason with the evidence,
 // the deploy's fields and links, within Block Kit's limits.
 func Payload(m notify.Message) any {
-	icon := map[notify.Kind]string{
-		notify.Started: ":rocket:", notify.RollbackStarted: ":rewind:", notify.RollbackDone: ":leftwards_arrow_with_hook:",
-		notify.RollbackFailed: ":rotating_light:", notify.Breached: ":warning:",
+	icon := map[event.Kind]string{
+		event.Started: ":rocket:", event.RollbackStarted: ":rewind:", event.RollbackDone: ":leftwards_arrow_with_hook:",
+		event.RollbackFailed: ":rotating_light:", event.Breached: ":warning:",
 	}[m.Kind]
-	if m.Kind == notify.Verdict {
+	if m.Kind == event.Verdict {
 		icon = map[string]string{"stable": ":white_check_mark:", "failed": ":x:"}[m.Verdict]
 		if icon == "" {
 			icon = ":grey_question:"

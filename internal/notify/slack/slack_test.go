@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/golden"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 )
@@ -61,9 +63,9 @@ func fakeSlack(t *testing.T, got *[]map[string]any) *httptest.Server {
 }
 
 func TestPayloads(t *testing.T) {
-	for _, k := range []notify.Kind{notify.Started, notify.Verdict, notify.RollbackStarted} {
+	for _, k := range []event.Kind{event.Started, event.Verdict, event.RollbackStarted} {
 		t.Run(string(k), func(t *testing.T) {
-			notifytest.Golden(t, "slack-"+string(k)+".golden.json", Payload(notifytest.Message(k)))
+			golden.Check(t, "slack-"+string(k)+".golden.json", Payload(notifytest.Message(k)))
 		})
 	}
 }
@@ -72,10 +74,10 @@ func TestSendsValidBlockKit(t *testing.T) {
 	var got []map[string]any
 	srv := fakeSlack(t, &got)
 	s := New(srv.URL+"/services/T000/B000/XXXX", nil, nil)
-	huge := notifytest.Message(notify.Verdict)
+	huge := notifytest.Message(event.Verdict)
 	huge.Reason = strings.Repeat("very long reason ", 400)
 	huge.Version = strings.Repeat("v", 300)
-	for _, m := range []notify.Message{notifytest.Message(notify.Started), notifytest.Message(notify.Verdict), huge} {
+	for _, m := range []notify.Message{notifytest.Message(event.Started), notifytest.Message(event.Verdict), huge} {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatalf("%s: %v", m.Kind, err)
 		}
@@ -83,7 +85,7 @@ func TestSendsValidBlockKit(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("%d messages accepted", len(got))
 	}
-	if !s.Wants(notify.Started) || !s.Wants(notify.Verdict) || !s.Wants(notify.RollbackDone) || s.Wants(notify.Breached) {
+	if !s.Wants(event.Started) || !s.Wants(event.Verdict) || !s.Wants(event.RollbackDone) || s.Wants(event.Breached) {
 		t.Error("default events: start, verdict and rollback")
 	}
 }
@@ -94,11 +96,11 @@ func TestErrorsNeverShowTheWebhookURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	secret := srv.URL + "/services/T000/B000/s3cr3tp4th"
-	err := New(secret, nil, nil).Send(context.Background(), notifytest.Message(notify.Started))
+	err := New(secret, nil, nil).Send(context.Background(), notifytest.Message(event.Started))
 	if err == nil || !strings.Contains(err.Error(), "channel_not_found") || strings.Contains(err.Error(), "s3cr3tp4th") {
 		t.Fatalf("err = %v", err)
 	}
-	err = New("http://127.0.0.1:1/services/s3cr3tp4th", nil, nil).Send(context.Background(), notifytest.Message(notify.Started))
+	err = New("http://127.0.0.1:1/services/s3cr3tp4th", nil, nil).Send(context.Background(), notifytest.Message(event.Started))
 	if err == nil || strings.Contains(err.Error(), "s3cr3tp4th") {
 		t.Fatalf("transport error leaks the URL: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
 )
 
@@ -27,14 +28,14 @@ var _ notify.Sink = (*Webhook)(nil)
 
 // New returns a sink that posts every kind of message by default.
 func New(url, secret string, events []string, client *http.Client) *Webhook {
-	return &Webhook{url: url, secret: secret, client: client, filter: notify.NewFilter(events, append(notify.AllKinds, notify.Phase)...)}
+	return &Webhook{url: url, secret: secret, client: client, filter: notify.NewFilter(events, event.Deliverable...)}
 }
 
 // Name is "webhook".
 func (w *Webhook) Name() string { return "webhook" }
 
 // Wants applies the event filter.
-func (w *Webhook) Wants(k notify.Kind) bool { return w.filter.Wants(k) }
+func (w *Webhook) Wants(k event.Kind) bool { return w.filter.Wants(k) }
 
 // Send posts the message as JSON.
 func (w *Webhook) Send(ctx context.Context, m notify.Message) error {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deploywatch/deploywatch/internal/notify"
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify/notifytest"
 )
 
@@ -24,7 +24,7 @@ func TestSignedJSON(t *testing.T) {
 		sig = r.Header.Get(SignatureHeader)
 	}))
 	defer srv.Close()
-	if err := New(srv.URL+"/deploys", "whsec", nil, nil).Send(context.Background(), notifytest.Message(notify.Verdict)); err != nil {
+	if err := New(srv.URL+"/deploys", "whsec", nil, nil).Send(context.Background(), notifytest.Message(event.Verdict)); err != nil {
 		t.Fatal(err)
 	}
 	mac := hmac.New(sha256.New, []byte("whsec"))
@@ -45,7 +45,7 @@ func TestNoSecretNoSignature(t *testing.T) {
 	got := "unset"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Get(SignatureHeader) }))
 	defer srv.Close()
-	if err := New(srv.URL, "", nil, nil).Send(context.Background(), notifytest.Message(notify.Started)); err != nil || got != "" {
+	if err := New(srv.URL, "", nil, nil).Send(context.Background(), notifytest.Message(event.Started)); err != nil || got != "" {
 		t.Fatalf("err %v, signature %q", err, got)
 	}
 }

@@ -35,7 +35,10 @@ type Target struct {
 	DeployArgv []string
 }
 
-var _ watch.Platform = (*Target)(nil)
+var (
+	_ watch.Platform         = (*Target)(nil)
+	_ watch.RollbackFinisher = (*Target)(nil)
+)
 
 // New returns a Target. output receives hook output lines; dir is the
 // working directory for hooks ("" for the current one).
@@ -47,8 +50,10 @@ func New(cfg config.CommandTarget, dir string, output func(hook, line string)) *
 }
 
 // Current runs the current hook and returns what it printed, trimmed.
-// Without a current hook it returns "".
-func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
+// Without a current hook it returns "". A hook cannot tell the version
+// before a deploy from the one after: for a watch (begun) it must be run
+// before the deploy replaces the version, or report the previous one.
+func (t *Target) Current(ctx context.Context, d watch.Deploy, _ bool) (string, error) {
 	if t.cfg.Current == "" {
 		return "", nil
 	}
@@ -99,6 +104,35 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	}
 	_, err := t.run(ctx, "rollback", t.shell(t.cfg.Rollback), t.cfg.Timeouts.Rollback.D(), d)
 	return watch.RollbackOutcome{}, err
+}
+
+// FinishRollback finishes a rollback that was under way when deploywatch
+// stopped. The current hook tells whether the version recorded at Start
+// already runs; then nothing is done. Without a current hook nothing can
+// tell, and the rollback hook is not run a second time.
+func (t *Target) FinishRollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
+	if t.cfg.Current == "" {
+		return watch.RollbackOutcome{}, errors.New("deploywatch stopped while the rollback hook ran, and without a current hook (target.command.current) it cannot tell whether the rollback finished: it is not run twice; check the service by hand")
+	}
+	running, err := t.Current(ctx, d, false)
+	if err != nil {
+		return watch.RollbackOutcome{}, fmt.Errorf("finding out whether the rollback finished: %w", err)
+	}
+	if running == d.PreviousVersion && running != "" {
+		return watch.RollbackOutcome{Note: fmt.Sprintf("%s already runs: the rollback hook had finished before deploywatch stopped", running)}, nil
+	}
+	out, err := t.Rollback(ctx, d)
+	if err == nil {
+		out.Note = fmt.Sprintf("%s ran when the watch was taken up again, so the rollback hook ran to the end", orNone(running))
+	}
+	return out, err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
 }
 
 // Pause runs the pause hook, if any.

@@ -3,8 +3,10 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,12 +58,12 @@ func TestHookExitCodeAndTail(t *testing.T) {
 }
 
 func TestTimeoutKillsTheWholeProcessGroup(t *testing.T) {
-	dir := t.TempDir()
-	marker := filepath.Join(dir, "survived")
-	// The hook starts a grandchild that would write the marker later.
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	// The hook starts a long-lived grandchild, waits until it has written
+	// its pid, and hangs.
 	tg, _ := target(t, config.CommandTarget{
-		Rollback: "(sleep 2; touch " + marker + ") & sleep 30",
-		Timeouts: config.HookTimeouts{Rollback: config.Duration(300 * time.Millisecond)},
+		Rollback: "sh -c 'echo $$ > " + pidFile + "; exec sleep 30' & while [ ! -s " + pidFile + " ]; do :; done; sleep 30",
+		Timeouts: config.HookTimeouts{Rollback: config.Duration(time.Second)},
 	})
 	start := time.Now()
 	_, err := tg.Rollback(context.Background(), d)
@@ -72,16 +74,48 @@ func TestTimeoutKillsTheWholeProcessGroup(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("took %s to give up", el)
 	}
-	time.Sleep(2500 * time.Millisecond) // longer than the grandchild's sleep
-	if _, err := os.Stat(marker); err == nil {
-		t.Fatal("a grandchild of the hook survived the timeout")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the grandchild never started: %v", err)
 	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The group was signalled before the hook returned; the grandchild is
+	// gone once the kernel has delivered it (a zombie waiting for its new
+	// parent to reap it counts as gone).
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook's grandchild (pid %d) survived the timeout", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs: it exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 func TestCancelIsNotATimeout(t *testing.T) {
 	tg, _ := target(t, config.CommandTarget{Rollback: "sleep 30"})
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	started := make(chan struct{})
+	tg.output = func(hook, line string) {
+		if line == "started" {
+			close(started)
+		}
+	}
+	tg.cfg.Rollback = "echo started; sleep 30"
+	go func() { <-started; cancel() }()
 	_, err := tg.Rollback(ctx, d)
 	var he *HookError
 	if !errors.As(err, &he) || he.TimedOut || !errors.Is(err, context.Canceled) {
@@ -107,7 +141,7 @@ func TestProgressAndCurrent(t *testing.T) {
 	if err != nil || !p.Done || p.Message != "3/3 updated" {
 		t.Fatalf("progress %+v %v", p, err)
 	}
-	v, err := tg.Current(context.Background(), d)
+	v, err := tg.Current(context.Background(), d, false)
 	if err != nil || v != "v1" {
 		t.Fatalf("current %q %v", v, err)
 	}

@@ -10,6 +10,7 @@ package kube
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,9 +89,11 @@ type Target struct {
 }
 
 var (
-	_ watch.Platform       = (*Target)(nil)
-	_ watch.HealthReporter = (*Target)(nil)
-	_ watch.QueryVarser    = (*Target)(nil)
+	_ watch.Platform         = (*Target)(nil)
+	_ watch.HealthReporter   = (*Target)(nil)
+	_ watch.QueryVarser      = (*Target)(nil)
+	_ watch.Resumable        = (*Target)(nil)
+	_ watch.RollbackFinisher = (*Target)(nil)
 )
 
 // New connects to the cluster and starts watching the namespace's
@@ -152,8 +155,10 @@ func (t *Target) Close() {
 // what names the workload in messages: "deployment shop/api".
 func (t *Target) what() string { return strings.ToLower(t.w.kind()) + " " + t.ns + "/" + t.name }
 
-// Current pins the revision serving before the deploy and returns it.
-func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
+// Current pins the revision serving before the deploy and returns its
+// number. begun says the deploy was started by someone else: the newest
+// revision may then already be the new one.
+func (t *Target) Current(ctx context.Context, d watch.Deploy, begun bool) (string, error) {
 	s, err := t.w.look(ctx, false)
 	if err != nil {
 		return "", err
@@ -161,7 +166,7 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
 	if s.unsupported != "" {
 		return "", errors.New(s.unsupported)
 	}
-	pinned := servingBefore(s.revisions, s.current, d.AlreadyStarted)
+	pinned := servingBefore(s.revisions, s.current, begun)
 	base := map[string]int32{}
 	pods := t.podsOf("")
 	for _, p := range pods {
@@ -176,6 +181,51 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy) (string, error) {
 		return "", nil
 	}
 	return strconv.FormatInt(pinned.number, 10), nil
+}
+
+// savedState is the target's record of a watch, kept in the watch's state:
+// the pinned revision by its object's UID (an undo renumbers it, so its
+// number is only a reminder) and the restart counts at Start.
+type savedState struct {
+	PinnedUID      types.UID        `json:"pinned_uid,omitempty"`
+	PinnedRevision int64            `json:"pinned_revision,omitempty"`
+	Since          time.Time        `json:"since"`
+	BaseRestarts   map[string]int32 `json:"base_restarts,omitempty"`
+}
+
+// SaveState returns the pinned revision and the restart counts at Start.
+func (t *Target) SaveState() (json.RawMessage, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := savedState{Since: t.since, BaseRestarts: t.baseRestarts}
+	if t.pinned != nil {
+		st.PinnedUID, st.PinnedRevision = t.pinned.uid, t.pinned.number
+	}
+	return json.Marshal(st)
+}
+
+// RestoreState takes up the record of a watch saved by another process:
+// the pinned revision is found again by its UID, whatever its number is
+// now.
+func (t *Target) RestoreState(ctx context.Context, d watch.Deploy, saved json.RawMessage) error {
+	var st savedState
+	if err := json.Unmarshal(saved, &st); err != nil {
+		return fmt.Errorf("the saved Kubernetes record: %w", err)
+	}
+	var pinned *revision
+	if st.PinnedUID != "" {
+		s, err := t.w.look(ctx, true)
+		if err != nil {
+			return err
+		}
+		if pinned = s.byUID(st.PinnedUID); pinned == nil {
+			return fmt.Errorf("the pinned revision %d (%s) no longer exists in %s: a rollback has nothing to return to", st.PinnedRevision, st.PinnedUID, t.what())
+		}
+	}
+	t.mu.Lock()
+	t.pinned, t.since, t.baseRestarts = pinned, st.Since, st.BaseRestarts
+	t.mu.Unlock()
+	return nil
 }
 
 // Deploy runs the deploy command (run's arguments after --, else
@@ -342,6 +392,23 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	}
 	res, err := t.rollBackTo(ctx, pinned)
 	return watch.RollbackOutcome{Note: res.Summary}, err
+}
+
+// FinishRollback finishes a rollback that was under way when deploywatch
+// stopped. An undo to the pinned revision is itself safe to repeat: it is
+// aimed at the revision's UID and skipped when the template already
+// matches, so the revision numbers do not move; the rollback is then only
+// followed until it is out. A GitOps-managed workload's rollback_command
+// is not run a second time.
+func (t *Target) FinishRollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
+	s, err := t.w.look(ctx, false)
+	if err != nil {
+		return watch.RollbackOutcome{}, err
+	}
+	if who := gitOpsManager(s.meta); who != "" && t.cfg.GitOps == config.GitOpsRespect && t.cfg.RollbackCommand != "" {
+		return watch.RollbackOutcome{Declined: true, Note: fmt.Sprintf("the %s is managed by %s; rollback_command may have run before deploywatch stopped and is not run again", t.w.kind(), who)}, nil
+	}
+	return t.Rollback(ctx, d)
 }
 
 // rollBackTo undoes to the revision to, then follows the rollback until

@@ -88,11 +88,11 @@ func newReplicaSet(dep *appsv1.Deployment, owned []*appsv1.ReplicaSet) *appsv1.R
 // that is the current revision. For a watch of a deploy already applied
 // (even one that already finished), it is the newest revision that is not
 // the new one.
-func servingBefore(revs []*revision, current *revision, alreadyStarted bool) *revision {
+func servingBefore(revs []*revision, current *revision, begun bool) *revision {
 	if len(revs) == 0 {
 		return nil
 	}
-	if !alreadyStarted {
+	if !begun {
 		if current != nil {
 			return current
 		}

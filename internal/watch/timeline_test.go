@@ -5,214 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
-	"github.com/deploywatch/deploywatch/internal/metrics"
 )
-
-// fakeClock advances by itself: every wait returns at once with the time
-// moved forward, so a five-minute watch runs in milliseconds and the
-// engine's timing is exactly reproducible.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// profile is how the simulated service behaves.
-type profile struct {
-	rps      float64
-	errRatio float64
-	latency  float64 // multiplier of the 10-50 ms base latency
-	silent   bool    // no traffic reaches it
-}
-
-type event struct {
-	t       time.Time
-	err     bool
-	latency float64
-}
-
-// sim is a service and a metric source at once: it generates requests
-// from seeded randomness and answers the default checks' PromQL about
-// them, as Prometheus would (an error series exists only once an error
-// happened; an empty vector when nothing matches).
-type sim struct {
-	t0     time.Time
-	events []event
-	// failAfter makes every query fail from this time on (source down).
-	failAfter time.Time
-}
-
-func newSim(seed uint64, t0 time.Time, before, after profile, deployAt time.Time, horizon time.Duration) *sim {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	s := &sim{t0: t0}
-	t := t0
-	end := t0.Add(horizon)
-	for t.Before(end) {
-		p := before
-		if !t.Before(deployAt) {
-			p = after
-		}
-		if p.silent || p.rps == 0 {
-			t = t.Add(100 * time.Millisecond)
-			continue
-		}
-		t = t.Add(time.Duration(r.ExpFloat64() / p.rps * float64(time.Second)))
-		s.events = append(s.events, event{
-			t: t, err: r.Float64() < p.errRatio,
-			latency: (0.010 + 0.040*r.Float64()) * p.latency,
-		})
-	}
-	return s
-}
-
-var (
-	reErrors  = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api",status=~"5\.\."\}\[(\d+)s\]\)\)$`)
-	reTotal   = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api"\}\[(\d+)s\]\)\)$`)
-	reBuckets = regexp.MustCompile(`^sum by \(le\) \(increase\(http_request_duration_seconds_bucket\{job="api"\}\[(\d+)s\]\)\)$`)
-	buckets   = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, math.Inf(1)}
-)
-
-func (s *sim) window(at time.Time, secs string) []event {
-	n, _ := strconv.Atoi(secs)
-	from := at.Add(-time.Duration(n) * time.Second)
-	lo := sort.Search(len(s.events), func(i int) bool { return s.events[i].t.After(from) })
-	hi := sort.Search(len(s.events), func(i int) bool { return s.events[i].t.After(at) })
-	return s.events[lo:hi]
-}
-
-func (s *sim) Query(_ context.Context, expr string, at time.Time) (metrics.Vector, error) {
-	if !s.failAfter.IsZero() && !at.Before(s.failAfter) {
-		return nil, errors.New("querying http://127.0.0.1:9090: connection refused")
-	}
-	one := func(v float64) metrics.Vector { return metrics.Vector{{Labels: metrics.Labels{}, Value: v, Time: at}} }
-	switch {
-	case expr == `up{job="api"}`:
-		return metrics.Vector{{Labels: metrics.Labels{"job": "api"}, Value: 1, Time: at}}, nil
-	case expr == `count(http_requests_total{job="api"})`:
-		return one(2), nil
-	case reErrors.MatchString(expr):
-		errSeen := false
-		for _, e := range s.events {
-			if e.t.After(at) {
-				break
-			}
-			if e.err {
-				errSeen = true
-				break
-			}
-		}
-		if !errSeen {
-			return metrics.Vector{}, nil
-		}
-		n := 0
-		for _, e := range s.window(at, reErrors.FindStringSubmatch(expr)[1]) {
-			if e.err {
-				n++
-			}
-		}
-		return one(float64(n)), nil
-	case reTotal.MatchString(expr):
-		return one(float64(len(s.window(at, reTotal.FindStringSubmatch(expr)[1])))), nil
-	case reBuckets.MatchString(expr):
-		ev := s.window(at, reBuckets.FindStringSubmatch(expr)[1])
-		var out metrics.Vector
-		for _, b := range buckets {
-			n := 0
-			for _, e := range ev {
-				if e.latency <= b {
-					n++
-				}
-			}
-			out = append(out, metrics.Sample{Labels: metrics.Labels{"le": strconv.FormatFloat(b, 'g', -1, 64)}, Value: float64(n), Time: at})
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("%w: the simulator does not know %q", metrics.ErrBadQuery, expr)
-}
-
-func (s *sim) QueryRange(_ context.Context, expr string, start, end time.Time, step time.Duration) (metrics.Matrix, error) {
-	if !s.failAfter.IsZero() && !end.Before(s.failAfter) {
-		return nil, errors.New("connection refused")
-	}
-	series := metrics.Series{Labels: metrics.Labels{"job": "api"}}
-	for t := start; !t.After(end); t = t.Add(step) {
-		if t.Before(s.t0) {
-			continue
-		}
-		switch expr {
-		case `timestamp(up{job="api"})`: // scraped every second
-			series.Points = append(series.Points, metrics.Point{Time: t, Value: float64(t.Unix())})
-		case `count(up{job="api"})`:
-			series.Points = append(series.Points, metrics.Point{Time: t, Value: 1})
-		default:
-			return nil, fmt.Errorf("the simulator does not know range %q", expr)
-		}
-	}
-	return metrics.Matrix{series}, nil
-}
-
-// fakePlatform is a command target without commands.
-type fakePlatform struct {
-	mu         sync.Mutex
-	current    string
-	deployErr  error
-	done       func(n int) bool // rollout done at the n-th look
-	looks      int
-	rollbacks  []Deploy
-	pauses     int
-	rollbackFn func(ctx context.Context) error
-}
-
-func (p *fakePlatform) Current(context.Context, Deploy) (string, error) { return p.current, nil }
-func (p *fakePlatform) Deploy(context.Context, Deploy) error            { return p.deployErr }
-func (p *fakePlatform) Progress(context.Context, Deploy) (Progress, error) {
-	p.looks++
-	if p.done == nil || p.done(p.looks) {
-		return Progress{Done: true}, nil
-	}
-	return Progress{Message: fmt.Sprintf("%d of 3 replicas updated", p.looks%3)}, nil
-}
-func (p *fakePlatform) Rollback(ctx context.Context, d Deploy) (RollbackOutcome, error) {
-	p.mu.Lock()
-	p.rollbacks = append(p.rollbacks, d)
-	p.mu.Unlock()
-	if p.rollbackFn != nil {
-		return RollbackOutcome{}, p.rollbackFn(ctx)
-	}
-	return RollbackOutcome{}, nil
-}
-func (p *fakePlatform) Pause(context.Context, Deploy) error { p.pauses++; return nil }
 
 const issueConfig = `
 service: api
@@ -243,6 +43,12 @@ func loadConfig(t *testing.T, extra string) *config.Config {
 	return cfg
 }
 
+// loadSpec is the spec of the README's config, with extra YAML appended.
+func loadSpec(t *testing.T, extra string) Spec {
+	t.Helper()
+	return SpecFor(loadConfig(t, extra))
+}
+
 type scenario struct {
 	name        string
 	before      profile
@@ -266,9 +72,9 @@ func runScenario(t *testing.T, sc scenario) (*Report, *fakePlatform, []Event) {
 	clock.advance(3 * time.Minute)
 	deployAt := clock.Now()
 	src := newSim(sc.seed, t0, sc.before, sc.after, deployAt, 10*time.Minute)
-	plat := &fakePlatform{current: "v1"}
+	plat := &fakePlatform{running: "v1"}
 	var events []Event
-	eng := New(loadConfig(t, sc.extra), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) { events = append(events, e) })))
+	eng := New(loadSpec(t, sc.extra), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) { events = append(events, e) })))
 	rep := eng.Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	return rep, plat, events
 }
@@ -288,19 +94,17 @@ func TestScenarios(t *testing.T) {
 		{name: "2% before and 8% after is blamed",
 			before: profile{rps: 50, errRatio: 0.02, latency: 1}, after: profile{rps: 50, errRatio: 0.08, latency: 1},
 			want: Failed, wantCheck: "error_rate", wantRolled: true},
-		{name: "on_failure pause leaves the version and runs the pause hook", before: good,
-			after: profile{rps: 50, errRatio: 0.2, latency: 1}, extra: "\n", want: Failed, wantCheck: "error_rate"},
+		{name: "with failure_limit 1, 20% errors fail at the first failing look", before: good,
+			after: profile{rps: 50, errRatio: 0.2, latency: 1}, extra: "judge:\n  failure_limit: 1\n",
+			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 8},
 	}
 	for _, sc := range cases {
 		t.Run(sc.name, func(t *testing.T) {
-			if strings.Contains(sc.name, "pause") {
-				sc.extra = "judge:\n  failure_limit: 1\n"
-			}
 			rep, plat, _ := runScenario(t, sc)
 			if rep.Verdict != sc.want {
 				t.Fatalf("verdict %s (%s), want %s", rep.Verdict, rep.Reason, sc.want)
 			}
-			if got := len(plat.rollbacks) > 0; got != sc.wantRolled && !strings.Contains(sc.name, "pause") {
+			if got := len(plat.rollbacks) > 0; got != sc.wantRolled {
 				t.Fatalf("rolled back = %v, want %v", got, sc.wantRolled)
 			}
 			if sc.wantCheck != "" {
@@ -343,15 +147,18 @@ func TestPausePolicy(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 	src := newSim(1, t0, sc.before, sc.after, clock.Now(), 10*time.Minute)
-	plat := &fakePlatform{current: "v1"}
-	cfg := loadConfig(t, "")
-	cfg.OnFailure = config.PolicyPause
-	rep := New(cfg, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	plat := &fakePlatform{running: "v1"}
+	spec := loadSpec(t, "")
+	spec.OnFailure = config.PolicyPause
+	rep := New(spec, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Verdict != Failed || plat.pauses != 1 || len(plat.rollbacks) != 0 {
 		t.Fatalf("verdict %s pauses %d rollbacks %d", rep.Verdict, plat.pauses, len(plat.rollbacks))
 	}
-	if rep.Rollback.Performed || rep.Rollback.Policy != "pause" {
+	if rep.Rollback == nil || rep.Rollback.Performed || rep.Rollback.Policy != "pause" {
 		t.Errorf("rollback record = %+v", rep.Rollback)
+	}
+	if p := rep.phase(PhasePause); p == nil || p.Outcome != OutcomePassed {
+		t.Errorf("pause phase %+v", p)
 	}
 }
 
@@ -372,8 +179,8 @@ func TestSourceDownMidWatchIsInconclusive(t *testing.T) {
 	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 	src := newSim(1, t0, good, good, clock.Now(), 10*time.Minute)
 	src.failAfter = clock.Now().Add(15 * time.Second)
-	plat := &fakePlatform{current: "v1"}
-	rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	plat := &fakePlatform{running: "v1"}
+	rep := New(loadSpec(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Verdict != Inconclusive || len(plat.rollbacks) != 0 {
 		t.Fatalf("verdict %s (%s), rollbacks %d; want inconclusive without rollback", rep.Verdict, rep.Reason, len(plat.rollbacks))
 	}
@@ -384,11 +191,10 @@ func TestSourceDownMidWatchIsInconclusive(t *testing.T) {
 		t.Errorf("exit code %d", rep.Verdict.ExitCode())
 	}
 	// Configured to roll back when it cannot judge, it does.
-	cfg := loadConfig(t, "")
-	cfg.OnInconclusive = config.PolicyRollback
+	spec := loadSpec(t, "on_inconclusive: rollback\n")
 	clock = &fakeClock{now: t0.Add(3 * time.Minute)}
 	src.failAfter = clock.Now().Add(15 * time.Second)
-	rep = New(cfg, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	rep = New(spec, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Verdict != Inconclusive || len(plat.rollbacks) != 1 {
 		t.Fatalf("with on_inconclusive: rollback, verdict %s rollbacks %d", rep.Verdict, len(plat.rollbacks))
 	}
@@ -397,8 +203,8 @@ func TestSourceDownMidWatchIsInconclusive(t *testing.T) {
 func TestDeployCommandFailureRollsBack(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
-	plat := &fakePlatform{current: "v1", deployErr: errors.New("deploy hook exited 2")}
-	rep := New(loadConfig(t, ""), newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
+	plat := &fakePlatform{running: "v1", deployErr: errors.New("deploy hook exited 2")}
+	rep := New(loadSpec(t, ""), newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
 		Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Verdict != Failed || len(plat.rollbacks) != 1 || !strings.Contains(rep.Reason, "deploy command failed") {
 		t.Fatalf("verdict %s (%s) rollbacks %d", rep.Verdict, rep.Reason, len(plat.rollbacks))
@@ -411,10 +217,10 @@ func TestDeployCommandFailureRollsBack(t *testing.T) {
 func TestRolloutTimeout(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
-	plat := &fakePlatform{current: "v1", done: func(int) bool { return false }}
-	cfg := loadConfig(t, "")
-	cfg.Phases.Rollout = config.Duration(30 * time.Second)
-	rep := New(cfg, newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
+	plat := &fakePlatform{running: "v1", done: func(int) bool { return false }}
+	spec := loadSpec(t, "")
+	spec.Phases.Rollout = 30 * time.Second
+	rep := New(spec, newSim(1, t0, good, good, clock.Now(), 10*time.Minute), plat, WithClock(clock)).
 		Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Verdict != Failed || !strings.Contains(rep.Reason, "did not complete within 30s") || !strings.Contains(rep.Reason, "replicas updated") {
 		t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
@@ -450,7 +256,7 @@ func TestTimelineAndEvidence(t *testing.T) {
 	if len(rep.Skipped) != 2 {
 		t.Errorf("skipped %+v", rep.Skipped)
 	}
-	if events[0].Kind != EventPhaseStarted || events[len(events)-1].Kind != EventVerdict {
+	if events[0].Kind != event.PhaseStarted || events[len(events)-1].Kind != event.Verdict {
 		t.Errorf("events begin with %s and end with %s", events[0].Kind, events[len(events)-1].Kind)
 	}
 }
@@ -459,8 +265,8 @@ func TestShortHistoryUsesWhatExists(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0.Add(30 * time.Second)}
 	src := newSim(1, t0, good, profile{rps: 50, errRatio: 0.05, latency: 1}, clock.Now(), 10*time.Minute)
-	plat := &fakePlatform{current: "v1"}
-	rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	plat := &fakePlatform{running: "v1"}
+	rep := New(loadSpec(t, ""), src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	if rep.Settings.BaselineHistory != "30s" || rep.Verdict != Failed {
 		t.Fatalf("history %s verdict %s", rep.Settings.BaselineHistory, rep.Verdict)
 	}
@@ -473,10 +279,10 @@ func TestInterruptStopsWithoutRollback(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 	src := newSim(1, t0, good, good, clock.Now(), 10*time.Minute)
-	plat := &fakePlatform{current: "v1"}
+	plat := &fakePlatform{running: "v1"}
 	ctx, cancel := context.WithCancel(context.Background())
-	eng := New(loadConfig(t, ""), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) {
-		if e.Kind == EventMeasured {
+	eng := New(loadSpec(t, ""), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) {
+		if e.Kind == event.Measured {
 			cancel()
 		}
 	})))
@@ -500,7 +306,7 @@ func TestRollbackSurvivesInterrupt(t *testing.T) {
 			src := newSim(1, t0, good, profile{rps: 50, errRatio: 0.3, latency: 1}, clock.Now(), 10*time.Minute)
 			ctx, cancel := context.WithCancel(context.Background())
 			abortCtx, abortNow := context.WithCancel(context.Background())
-			plat := &fakePlatform{current: "v1", rollbackFn: func(rctx context.Context) error {
+			plat := &fakePlatform{running: "v1", rollbackFn: func(rctx context.Context) error {
 				cancel() // the first Ctrl-C arrives mid-rollback
 				if abort {
 					abortNow()
@@ -512,7 +318,7 @@ func TestRollbackSurvivesInterrupt(t *testing.T) {
 					return nil
 				}
 			}}
-			rep := New(loadConfig(t, ""), src, plat, WithClock(clock)).Run(ctx, Request{Version: "v2", RunDeploy: true, Abort: abortCtx})
+			rep := New(loadSpec(t, ""), src, plat, WithClock(clock), WithAbort(abortCtx)).Run(ctx, Request{Version: "v2", RunDeploy: true})
 			if rep.Verdict != Failed || !rep.Rollback.Performed {
 				t.Fatalf("verdict %s rollback %+v", rep.Verdict, rep.Rollback)
 			}
@@ -535,27 +341,6 @@ func findCheck(t *testing.T, r *Report, name string) *CheckResult {
 	}
 	t.Fatalf("no check %s in %+v", name, r.Checks)
 	return nil
-}
-
-// healthyPlatform adds a health report to fakePlatform.
-type healthyPlatform struct {
-	*fakePlatform
-	health  func(n int) (Health, error)
-	looks   int
-	decline bool
-}
-
-func (p *healthyPlatform) Health(context.Context, Deploy) (Health, error) {
-	p.looks++
-	return p.health(p.looks)
-}
-
-func (p *healthyPlatform) Rollback(ctx context.Context, d Deploy) (RollbackOutcome, error) {
-	_, _ = p.fakePlatform.Rollback(ctx, d)
-	if p.decline {
-		return RollbackOutcome{Declined: true, Note: "managed by Argo CD"}, nil
-	}
-	return RollbackOutcome{Note: "patched back"}, nil
 }
 
 func TestPlatformHealth(t *testing.T) {
@@ -595,12 +380,17 @@ phases:
 				t.Fatal(err)
 			}
 			clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-			p := &healthyPlatform{fakePlatform: &fakePlatform{current: "3"}, health: c.health, decline: c.decline}
-			rep := New(cfg, nil, p, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+			p := &healthyPlatform{fakePlatform: &fakePlatform{running: "3"}, health: c.health, decline: c.decline}
+			rep := New(SpecFor(cfg), nil, p, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.inReason) {
 				t.Fatalf("verdict %s (%s), want %s containing %q", rep.Verdict, rep.Reason, c.want, c.inReason)
 			}
-			if rep.Rollback != nil && rep.Rollback.Performed != c.rolled {
+			switch {
+			case c.want == Stable && rep.Rollback != nil:
+				t.Errorf("a stable watch has a rollback record %+v", rep.Rollback)
+			case c.want != Stable && rep.Rollback == nil:
+				t.Errorf("a %s watch has no rollback record", rep.Verdict)
+			case rep.Rollback != nil && rep.Rollback.Performed != c.rolled:
 				t.Errorf("rollback %+v, performed want %v", rep.Rollback, c.rolled)
 			}
 			if c.decline && (rep.Rollback == nil || rep.Rollback.Note != "managed by Argo CD") {

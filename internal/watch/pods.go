@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
@@ -23,7 +24,8 @@ type podsCheck struct {
 func newPodsCheck(errorLimit int) *podsCheck {
 	return &podsCheck{
 		tracker: judge.Tracker{Limits: judge.Limits{Failures: 1, Errors: errorLimit}},
-		result:  &CheckResult{Name: PodsCheck, Type: "platform", Verdict: judge.StatusUnknown, Unit: "percent", Rule: "no crash loops, failed pulls, OOM kills, restarts above the limit or pods not ready past the grace"},
+		result: &CheckResult{Name: PodsCheck, Type: "platform", Verdict: judge.StatusUnknown, Unit: "percent",
+			Rule: "no crash loops, failed pulls, OOM kills, restarts above the limit or pods not ready past the grace"},
 	}
 }
 
@@ -36,21 +38,20 @@ func (w *run) watchHealth(ctx context.Context) error {
 		return nil
 	}
 	if w.pods == nil {
-		w.pods = newPodsCheck(w.cfg.Judge.ErrorLimit)
+		w.pods = newPodsCheck(w.spec.ErrorLimit)
 	}
 	pc := w.pods
 	if pc.tracker.Failed() || pc.tracker.GaveUp() {
 		return nil
 	}
-	qctx, cancel := w.queryContext(ctx)
-	h, err := hr.Health(qctx, w.deploy)
+	pctx, cancel := w.platformContext(ctx)
+	h, err := hr.Health(pctx, w.deploy)
 	cancel()
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	now := w.clock.Now()
 	r := pc.result
-	r.MeasuredAt = now
+	r.MeasuredAt = w.clock.Now()
 	switch {
 	case err != nil:
 		pc.tracker.Observe(judge.Error)
@@ -62,14 +63,16 @@ func (w *run) watchHealth(ctx context.Context) error {
 		pc.tracker.Observe(judge.Fail)
 		r.Verdict, r.Reason = judge.Fail, strings.Join(h.Problems, "; ")
 		r.Value = judge.Num(h.NewShare)
-		w.emit(Event{Kind: EventBreached, Check: r, Message: PodsCheck + ": " + r.Reason})
+		r.Measurements = pc.tracker.Measured()
+		breach := *r
+		w.emit(Event{Kind: event.Breached, Check: &breach, Message: PodsCheck + ": " + r.Reason})
 		return &failure{reason: PodsCheck + ": " + r.Reason}
 	default:
 		pc.tracker.Observe(judge.Pass)
 		r.Verdict, r.Reason = judge.Pass, h.Summary
 		r.Value = judge.Num(h.NewShare)
 		if !math.IsNaN(h.NewShare) && h.Summary != w.lastHealth {
-			w.emit(Event{Kind: EventProgress, Message: h.Summary})
+			w.emit(Event{Kind: event.Progress, Message: h.Summary})
 		}
 		w.lastHealth = h.Summary
 	}
@@ -93,5 +96,7 @@ func (w *run) platformVars(ctx context.Context, baseline bool) map[string]string
 	if !ok {
 		return nil
 	}
-	return qv.QueryVars(ctx, w.deploy, baseline)
+	pctx, cancel := w.platformContext(ctx)
+	defer cancel()
+	return qv.QueryVars(pctx, w.deploy, baseline)
 }

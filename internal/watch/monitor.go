@@ -1,0 +1,137 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/judge"
+)
+
+// monitor is the bake window: every interval, each check is measured
+// against its lines and the baseline, and the pods' health is looked at.
+//
+// The measurements are taken at fixed times, interval after interval from
+// the phase's start. A watch resumed after a gap measures the times it
+// missed from the source's history before it goes on, so it reaches the
+// verdict an uninterrupted watch would have.
+func (w *run) monitor(ctx context.Context) (ended, error) {
+	if len(w.checks) == 0 && w.pods == nil {
+		return skipped("no checks"), nil
+	}
+	interval := w.spec.Phases.Interval
+	start := w.current.StartedAt
+	end := start.Add(w.spec.Phases.Monitor)
+	next := start.Add(interval)
+	if !w.lastTick.IsZero() {
+		next = w.lastTick.Add(interval)
+	}
+	if missed := w.clock.Now().Sub(next); w.resuming && missed > interval && next.Before(end) {
+		w.note("measuring the %s missed while no one watched from the metric source's history", config.FormatDuration(missed.Round(time.Second)))
+	}
+	for ; !next.After(end); next = next.Add(interval) {
+		if err := w.sleepUntil(ctx, next); err != nil {
+			return ended{}, err
+		}
+		if err := w.tick(ctx, next); err != nil {
+			return ended{}, err
+		}
+		w.lastTick = next
+		w.save()
+	}
+	if len(w.checks) == 0 {
+		return passed("the pods stayed healthy for %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
+	}
+	return passed("no check failed in %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
+}
+
+// tick measures every check once, as of at, and applies the limits.
+func (w *run) tick(ctx context.Context, at time.Time) error {
+	if err := w.watchHealth(ctx); err != nil {
+		return err
+	}
+	if len(w.checks) == 0 {
+		w.emit(Event{Kind: event.Measured, Checks: w.results()})
+		return w.judgeErrors()
+	}
+	vars := config.Vars{
+		Selector:    w.spec.Metrics.Selector,
+		SinceDeploy: at.Sub(w.deploy.StartedAt),
+		SinceWarmup: at.Sub(w.judgeFrom),
+		Platform:    w.platformVars(ctx, false),
+	}
+	verdicts := make(map[*check]judge.Verdict, len(w.checks))
+	var mu sync.Mutex
+	w.parallel(ctx, func(ctx context.Context, c *check) {
+		if c.frozen {
+			return
+		}
+		v := vars
+		v.Window = c.window
+		verdict := c.measure(ctx, w.source, v, at)
+		mu.Lock()
+		verdicts[c] = verdict
+		mu.Unlock()
+	})
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	var failed *check
+	for _, c := range w.checks {
+		v, ok := verdicts[c]
+		if !ok {
+			continue
+		}
+		prev := c.result.Verdict
+		c.tracker.Observe(v.Status)
+		vv := vars
+		vv.Window = c.window
+		c.record(v, vv, at)
+		if v.Status == judge.Fail || v.Status == judge.Warn && prev != judge.Warn {
+			// A copy: observers may keep the event while the check moves on.
+			breach := *c.result
+			w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + v.Reason})
+		}
+		if c.tracker.Failed() && failed == nil {
+			failed = c
+		}
+	}
+	w.emit(Event{Kind: event.Measured, Checks: w.results()})
+	if failed != nil {
+		return &failure{reason: failed.cfg.Name + ": " + failed.result.Reason}
+	}
+	return w.judgeErrors()
+}
+
+// judgeErrors ends the watch as inconclusive once no check can measure.
+func (w *run) judgeErrors() error {
+	if len(w.checks) == 0 {
+		if w.pods != nil && w.pods.tracker.GaveUp() {
+			return &inconclusive{reason: "could not read the workload's health: " + w.pods.result.Reason}
+		}
+		return nil
+	}
+	if !slices.ContainsFunc(w.checks, func(c *check) bool { return c.tracker.GaveUp() }) {
+		return nil
+	}
+	for _, c := range w.checks {
+		if !c.tracker.GaveUp() && c.tracker.Judged() {
+			return nil
+		}
+		if !c.tracker.GaveUp() && !c.frozen && c.tracker.ErrStreak() == 0 {
+			return nil // still measuring (no data so far, but no errors)
+		}
+	}
+	var reasons []string
+	for _, c := range w.checks {
+		if c.tracker.GaveUp() {
+			reasons = append(reasons, fmt.Sprintf("%s: %s", c.cfg.Name, c.result.Reason))
+		}
+	}
+	return &inconclusive{reason: "the checks could not measure: " + strings.Join(reasons, "; ")}
+}

@@ -1,0 +1,80 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/judge"
+)
+
+// rollout runs the deploy (run only) and follows the platform until the
+// new version is fully out, watching the pods' health meanwhile.
+func (w *run) rollout(ctx context.Context) (ended, error) {
+	if err := w.runDeploy(ctx); err != nil {
+		return ended{}, err
+	}
+	limit := w.spec.Phases.Rollout
+	deadline := w.current.StartedAt.Add(limit)
+	errs := judge.Tracker{Limits: judge.Limits{Errors: w.spec.ErrorLimit}}
+	var lastMsg string
+	for looks := 1; ; looks++ {
+		if err := w.watchHealth(ctx); err != nil {
+			return ended{}, err
+		}
+		pctx, cancel := w.platformContext(ctx)
+		p, err := w.platform.Progress(pctx, w.deploy)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ended{}, errStopped
+		case err != nil:
+			lastMsg = err.Error()
+			w.note("rollout status: %v", err)
+			if errs.Observe(judge.Error) {
+				return ended{}, &inconclusive{reason: "could not follow the rollout: " + err.Error()}
+			}
+		case p.Failed:
+			return ended{}, &failure{reason: "the rollout failed: " + p.Message}
+		case p.Done:
+			w.rolledOutAtOnce = looks == 1 && !w.resuming
+			return passed("%s", p.Message), nil
+		default:
+			errs.Observe(judge.Pass)
+			if p.Message != lastMsg {
+				w.emit(Event{Kind: event.Progress, Message: p.Message})
+			}
+			lastMsg = p.Message
+		}
+		if !w.clock.Now().Before(deadline) {
+			return ended{}, &failure{reason: fmt.Sprintf("the rollout did not complete within %s: %s",
+				config.FormatDuration(limit), lastMsg)}
+		}
+		if err := w.sleep(ctx, w.spec.Phases.Interval); err != nil {
+			return ended{}, err
+		}
+	}
+}
+
+// runDeploy starts the deploy, once: the state says it began before the
+// command runs, so a watch resumed after a crash never runs it again and
+// follows what the platform reports instead.
+func (w *run) runDeploy(ctx context.Context) error {
+	switch {
+	case !w.req.RunDeploy:
+		return nil
+	case w.deployBegan:
+		w.note("the deploy command had been started before the watch was interrupted; it is not run again: following the rollout as the platform reports it")
+		return nil
+	}
+	w.deployBegan = true
+	w.save()
+	if err := w.platform.Deploy(ctx, w.deploy); err != nil {
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		return &failure{reason: "the deploy command failed: " + err.Error()}
+	}
+	return nil
+}
