@@ -125,6 +125,9 @@ func marshalOrigin(o origin) ([]byte, error) {
 
 func unmarshalOrigin(raw []byte) (origin, error) {
 	var o origin
+	if len(raw) == 0 {
+		return o, fmt.Errorf("%w: it does not name its config file (was it saved by deploywatch serve?)", watch.ErrStateCorrupt)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {

@@ -1,7 +1,7 @@
 // Package metrics defines the data a metric source answers with. The
 // sources themselves live in sub-packages (prometheus: a server's HTTP API;
-// later an embedded engine), and the interfaces they satisfy are declared
-// by their consumers.
+// embedded: deploywatch's own scraper and engine), and the interfaces they
+// satisfy are declared by their consumers.
 package metrics
 
 import (

@@ -68,7 +68,8 @@ func TestMetricsItem(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			src := "service: api\ntarget: {command: {rollback: \"true\"}}\nmetrics:\n  prometheus: {url: \"http://127.0.0.1:9090\"}\n  selector: 'job=\"api\"'\nphases: {verify: 2s}\n"
+			t.Parallel()
+			src := "service: api\ntarget: {command: {rollback: \"true\"}}\nmetrics:\n  prometheus: {url: \"http://127.0.0.1:9090\"}\n  selector: 'job=\"api\"'\nphases: {verify: 300ms}\n"
 			if c.custom {
 				src += "checks:\n  - {name: up, query: 'min(up{$selector})', fail: '< 1'}\n"
 			}

@@ -43,10 +43,19 @@ func TestEmbeddedAgreesWithPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Second) // fill the 1m windows and the 30s offset
+	sources := map[string]watch.Querier{"prometheus": remote, "embedded": emb}
+	// The 1m windows and the 30s offset need 90s of samples in both.
+	waitFor(t, "90s of samples in both engines", 3*time.Minute, func() bool {
+		for _, src := range sources {
+			v, err := src.Query(context.Background(), `count_over_time(up{job="api"}[100s])`, time.Now())
+			if err != nil || len(v) != 1 || v[0].Value < 90 {
+				return false
+			}
+		}
+		return true
+	})
 	at := time.Now().Add(-3 * time.Second)
 
-	sources := map[string]watch.Querier{"prometheus": remote, "embedded": emb}
 	queries := []struct {
 		name string
 		expr string

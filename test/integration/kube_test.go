@@ -183,6 +183,12 @@ target:
 
 func (c *cluster) deploywatch(t *testing.T, args ...string) (int, string, *watch.Report) {
 	t.Helper()
+	return c.deploywatchTo(t, &syncBuffer{}, args...)
+}
+
+// deploywatchTo is deploywatch with the output written to out as it comes.
+func (c *cluster) deploywatchTo(t *testing.T, out *syncBuffer, args ...string) (int, string, *watch.Report) {
+	t.Helper()
 	report := filepath.Join(t.TempDir(), "report.json")
 	flags := []string{"--kubeconfig", c.kubeconfig}
 	if args[0] == "run" || args[0] == "watch" {
@@ -197,10 +203,9 @@ func (c *cluster) deploywatch(t *testing.T, args ...string) (int, string, *watch
 		}
 	}
 	args = append(append(append([]string{}, args[:cut]...), flags...), args[cut:]...)
-	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code := cli.Run(ctx, args, &out, &out, cli.WithEnv(func(k string) (string, bool) {
+	code := cli.Run(ctx, args, out, out, cli.WithEnv(func(k string) (string, bool) {
 		if k == "PATH" {
 			return os.Getenv("PATH"), true
 		}
@@ -589,19 +594,31 @@ func TestKubernetesAPIServerStoppedMidWatch(t *testing.T) {
 	ns := c.namespace(t)
 	c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
 	cfg := kubeConfigFile(t, ns, "api", "", "judge:\n  error_limit: 2\n")
+	out := &syncBuffer{}
+	done := make(chan struct{})
 	go func() {
-		time.Sleep(4 * time.Second) // past the rollout and into warm-up or monitor
+		// Stopped once the monitor has looked at the pods with it.
+		for !strings.Contains(out.String(), `"event":"measured"`) {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 		pid, _ := os.ReadFile(filepath.Join(dir, "pids", "kube-apiserver"))
 		_ = exec.Command("kill", strings.TrimSpace(string(pid))).Run()
 	}()
-	code, out, r := c.runSetImage(t, ns, cfg, "v2")
+	code, _, r := c.deploywatchTo(t, out, "run", "-f", cfg, "--version", "v2", "-o", "json", "--",
+		c.kubectl, "--kubeconfig", c.kubeconfig, "-n", ns, "set", "image", "deployment/api", "api=deploywatch.test/api:v2")
+	close(done)
 	if code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", code, out)
 	}
 	if r.Rollback != nil && r.Rollback.Performed {
 		t.Fatalf("rolled back with the API server gone: %+v", r.Rollback)
 	}
-	if !strings.Contains(r.Reason, "could not") {
-		t.Errorf("reason %q", r.Reason)
+	last := r.Phases[len(r.Phases)-1]
+	if last.Name != watch.PhaseMonitor || last.Outcome != watch.OutcomeInconclusive || !strings.Contains(r.Reason, "could not read the workload's health") {
+		t.Errorf("ended in %s (%s): %q; want the monitor inconclusive on the workload's health", last.Name, last.Outcome, r.Reason)
 	}
 }

@@ -162,7 +162,9 @@ func TestSignals(t *testing.T) {
 		cmd, out, report := startWatch(t, bin, e, "touch "+marker+"; sleep 30")
 		waitFor(t, "the rollback to start", 60*time.Second, func() bool { _, err := os.Stat(marker); return err == nil })
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		time.Sleep(300 * time.Millisecond)
+		waitFor(t, "the first signal to be taken", 10*time.Second, func() bool {
+			return strings.Contains(out.String(), "a rollback in progress is finished first")
+		})
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		start := time.Now()
 		if code := exitCode(cmd.Wait()); code != 1 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/cli"
+	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/testenv"
 	"github.com/deploywatch/deploywatch/internal/testsvc"
 	"github.com/deploywatch/deploywatch/internal/watch"
@@ -73,17 +74,22 @@ type result struct {
 
 func (e *env) run(t testing.TB, extra string, args ...string) result {
 	t.Helper()
+	return e.runTo(t, &syncBuffer{}, extra, args...)
+}
+
+// runTo is run with the output written to out as it comes.
+func (e *env) runTo(t testing.TB, out *syncBuffer, extra string, args ...string) result {
+	t.Helper()
 	cfg := filepath.Join(e.dir, "deploywatch.yaml")
 	if err := os.WriteFile(cfg, []byte(configFor(e.svc.Addr, e.prom.URL, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reportPath := filepath.Join(e.dir, "report.json")
 	_ = os.Remove(reportPath)
-	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	argv := append([]string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, args...)
-	code := cli.Run(ctx, argv, &out, &out)
+	code := cli.Run(ctx, argv, out, out)
 	r := result{code: code, out: out.String()}
 	data, err := os.ReadFile(reportPath)
 	if err != nil {
@@ -188,13 +194,30 @@ func TestWatchAgainstRealPrometheus(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, healthy, 50, 20*time.Second)
 		e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1})
+		out := &syncBuffer{}
+		done := make(chan struct{})
 		go func() {
-			time.Sleep(12 * time.Second) // into the monitor phase
+			// Stopped once the monitor has measured with it.
+			for !strings.Contains(out.String(), `"event":"measured"`) {
+				select {
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 			e.prom.Stop()
 		}()
-		r := e.run(t, "")
+		r := e.runTo(t, out, "", "-o", "json")
+		close(done)
 		if r.code != cli.ExitInconclusive {
 			t.Fatalf("exit %d, want 3\n%s", r.code, r.out)
+		}
+		monitor := r.report.Phases[len(r.report.Phases)-1]
+		if monitor.Name != watch.PhaseMonitor || monitor.Outcome != watch.OutcomeInconclusive {
+			t.Fatalf("the watch ended in %s (%s), want the monitor ended inconclusive", monitor.Name, monitor.Outcome)
+		}
+		if er := findReportCheck(r.report, "error_rate"); er == nil || er.Verdict != judge.Error || er.Measurements < 2 {
+			t.Fatalf("error_rate %+v: want measured, then erroring", er)
 		}
 		if _, _, rollbacks := e.svc.Current(); rollbacks != 0 || r.report.Rollback == nil || r.report.Rollback.Performed {
 			t.Fatalf("rolled back %d times, report %+v", rollbacks, r.report.Rollback)
