@@ -12,6 +12,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/demo"
 	"github.com/deploywatch/deploywatch/internal/verify"
 	"github.com/deploywatch/deploywatch/internal/watch"
+	"github.com/deploywatch/deploywatch/internal/wire"
 )
 
 func (a *app) demoCommand() *cobra.Command {
@@ -79,9 +80,9 @@ func (a *app) demo(ctx context.Context, t demo.Timings, reportDir, addr, output 
 	if err != nil {
 		return fmt.Errorf("the demo's own config: %w", err)
 	}
-	src, err := embeddedSource(cfg.Metrics.Embedded, log)
+	src, err := wire.EmbeddedSource(cfg.Metrics.Embedded, log)
 	if err != nil {
-		return err
+		return usageIfConfig(err)
 	}
 	stopScraping := src.Start()
 	defer stopScraping()

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,75 +9,25 @@ import (
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
-	"github.com/deploywatch/deploywatch/internal/notify/datadog"
 	"github.com/deploywatch/deploywatch/internal/notify/github"
 	"github.com/deploywatch/deploywatch/internal/notify/grafana"
-	"github.com/deploywatch/deploywatch/internal/notify/slack"
-	"github.com/deploywatch/deploywatch/internal/notify/webhook"
 	"github.com/deploywatch/deploywatch/internal/watch"
+	"github.com/deploywatch/deploywatch/internal/wire"
 )
 
 // flushTimeout bounds the wait for pending notifications at exit.
 const flushTimeout = 10 * time.Second
 
-// sinks builds the configured sinks, plus GitHub Actions when running
-// there. Secrets are read now: a missing one is a config error.
-func (a *app) sinks(cfg *config.Config) ([]notify.Sink, error) {
-	client := &http.Client{}
-	var out []notify.Sink
-	for i, n := range cfg.Notify {
-		at := fmt.Sprintf("notify[%d].", i)
-		switch {
-		case n.Slack != nil:
-			u, err := cfg.Secret(a.env, at+"slack.webhook_url", n.Slack.WebhookURLEnv, n.Slack.WebhookURLFile)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, slack.New(u, n.Slack.Events, client))
-		case n.Grafana != nil:
-			g := n.Grafana
-			tok, err := cfg.Secret(a.env, at+"grafana.token", g.TokenEnv, g.TokenFile)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, grafana.New(grafana.Options{URL: g.URL, Token: tok, DashboardUID: g.DashboardUID,
-				PanelID: g.PanelID, Tags: g.Tags, Events: g.Events, Client: client}))
-		case n.Datadog != nil:
-			d := n.Datadog
-			key, err := cfg.Secret(a.env, at+"datadog.api_key", d.APIKeyEnv, d.APIKeyFile)
-			if err != nil {
-				return nil, err
-			}
-			base := d.URL
-			if base == "" {
-				site := d.Site
-				if site == "" {
-					site = "datadoghq.com"
-				}
-				base = datadog.SiteURL(site)
-			}
-			out = append(out, datadog.New(base, key, d.Events, client))
-		case n.Webhook != nil:
-			w := n.Webhook
-			secret, err := cfg.Secret(a.env, at+"webhook.secret", w.SecretEnv, w.SecretFile)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, webhook.New(w.URL, secret, w.Events, client))
-		}
-	}
-	if gh := github.FromEnv(a.env, a.stdout); gh != nil {
-		out = append(out, gh)
-	}
-	return out, nil
+// dispatcher builds the config's sinks and their dispatcher.
+func (a *app) dispatcher(cfg *config.Config) (*notify.Dispatcher, error) {
+	d, err := wire.Dispatcher(cfg, a.env, a.stdout)
+	return d, usageIfConfig(err)
 }
 
-func (a *app) dispatcher(cfg *config.Config) (*notify.Dispatcher, error) {
-	sinks, err := a.sinks(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return notify.NewDispatcher(sinks, notify.DispatchOptions{RunURL: github.RunURL(a.env), DashboardURL: cfg.DashboardURL}), nil
+// sinks builds the config's sinks.
+func (a *app) sinks(cfg *config.Config) ([]notify.Sink, error) {
+	s, err := wire.Sinks(cfg, a.env, a.stdout)
+	return s, usageIfConfig(err)
 }
 
 func (a *app) notifyCommand() *cobra.Command {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/platform/command"
-	"github.com/deploywatch/deploywatch/internal/platform/kube"
 	"github.com/deploywatch/deploywatch/internal/watch"
+	"github.com/deploywatch/deploywatch/internal/wire"
 )
 
 func (a *app) rollbackCommand() *cobra.Command {
@@ -45,7 +45,7 @@ forever). --dry-run says what would happen and changes nothing.`,
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
 	c.Flags().Int64Var(&revision, "to-revision", 0, "the revision to return to (Kubernetes; default the previous one)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be done, change nothing")
-	kf.register(c)
+	registerKubeFlags(c, &kf)
 	return c
 }
 
@@ -70,12 +70,11 @@ func (a *app) rollback(ctx context.Context, cfg *config.Config, kf kubeFlags, re
 		fmt.Fprintln(w, "rolled back")
 		return nil
 	}
-	p, closeP, err := a.platform(ctx, cfg, kf, nil, nil)
+	t, err := wire.KubeTarget(ctx, cfg, kf, nil, nil)
 	if err != nil {
-		return err
+		return usageIfConfig(err)
 	}
-	defer closeP()
-	t := p.(*kube.Target)
+	defer t.Close()
 	if who := t.GitOpsManager(ctx); who != "" && cfg.Target.Kubernetes.GitOps == config.GitOpsRespect {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("the %s is managed by %s, which would revert an undo: roll back in Git, or set target.kubernetes.gitops: ignore", t.Kind(), who)}
 	}

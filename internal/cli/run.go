@@ -2,8 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,13 +15,20 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
-	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
 	"github.com/deploywatch/deploywatch/internal/notify"
-	"github.com/deploywatch/deploywatch/internal/platform/command"
-	"github.com/deploywatch/deploywatch/internal/platform/kube"
 	"github.com/deploywatch/deploywatch/internal/verify"
 	"github.com/deploywatch/deploywatch/internal/watch"
+	"github.com/deploywatch/deploywatch/internal/wire"
 )
+
+// usageIfConfig makes an error of what the config asks for a usage error
+// (exit 2).
+func usageIfConfig(err error) error {
+	if errors.Is(err, wire.ErrConfig) {
+		return &usageError{err}
+	}
+	return err
+}
 
 // watchFlags are shared by run and watch.
 type watchFlags struct {
@@ -36,20 +43,16 @@ type watchFlags struct {
 }
 
 // kubeFlags are kubectl's connection flags, for a Kubernetes target.
-type kubeFlags struct {
-	Kubeconfig string `json:"kubeconfig,omitempty"`
-	Context    string `json:"context,omitempty"`
-	Namespace  string `json:"namespace,omitempty"`
-}
+type kubeFlags = wire.KubeOptions
 
-func (k *kubeFlags) register(c *cobra.Command) {
+func registerKubeFlags(c *cobra.Command, k *kubeFlags) {
 	c.Flags().StringVar(&k.Kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes target; default $KUBECONFIG, ~/.kube/config, in-cluster)")
 	c.Flags().StringVar(&k.Context, "context", "", "kubeconfig context (Kubernetes target; default target.kubernetes.context or the current one)")
 	c.Flags().StringVarP(&k.Namespace, "namespace", "n", "", "namespace (Kubernetes target; default target.kubernetes.namespace)")
 }
 
 func (f *watchFlags) register(c *cobra.Command, isWatch bool) {
-	f.kube.register(c)
+	registerKubeFlags(c, &f.kube)
 	c.Flags().StringVarP(&f.file, "file", "f", "deploywatch.yaml", "config file")
 	c.Flags().StringVar(&f.version, "version", "", "the release being deployed (commit or tag); default $GITHUB_SHA or $CI_COMMIT_SHA")
 	c.Flags().StringVar(&f.report, "report", "", "write the whole watch as JSON to this file, after every phase and at the end")
@@ -185,9 +188,9 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	if err != nil {
 		return err
 	}
-	src, err := a.source(cfg, log)
+	src, err := wire.Source(cfg, a.env, log)
 	if err != nil {
-		return err
+		return usageIfConfig(err)
 	}
 	if es, ok := src.(*embedded.Source); ok {
 		// Scraping outlives a Ctrl-C: a rollback under way is still judged.
@@ -196,9 +199,9 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	}
 	pr := newPrinter(a.stdout, output, a.env)
 	defer pr.close()
-	platform, closePlatform, err := a.platform(ctx, cfg, o.Kube, pr.hookLine, o.DeployArgv)
+	platform, closePlatform, err := wire.Platform(ctx, cfg, o.Kube, pr.hookLine, o.DeployArgv)
 	if err != nil {
-		return err
+		return usageIfConfig(err)
 	}
 	defer closePlatform()
 	disp, err := a.dispatcher(cfg)
@@ -209,8 +212,7 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log),
 		watch.WithCheckpoint(cp), watch.WithAbort(a.abort)}
 	if cfg.Verify != nil || src != nil {
-		logs, _ := platform.(verify.LogSource)
-		cl, err := verify.New(cfg, verify.Sources{Metrics: src, Logs: logs}, a.env)
+		cl, err := verify.New(cfg, wire.ChecklistSources(src, platform), a.env)
 		if err != nil {
 			return err
 		}
@@ -274,86 +276,6 @@ func checkOutput(output string) error {
 		return usagef("--output %q: want text or json", output)
 	}
 	return nil
-}
-
-// platform builds the deploy target of the config.
-func (a *app) platform(ctx context.Context, cfg *config.Config, kf kubeFlags, out func(hook, line string), deployArgv []string) (watch.Platform, func(), error) {
-	if k := cfg.Target.Kubernetes; k != nil {
-		kc := *k
-		if kf.Namespace != "" {
-			kc.Namespace = kf.Namespace
-		}
-		if kf.Context != "" {
-			kc.Context = kf.Context
-		}
-		path := kf.Kubeconfig
-		if path == "" && kc.Kubeconfig != "" {
-			path = cfg.Resolve(kc.Kubeconfig)
-		}
-		rc, err := kube.RESTConfig(kube.ClientOptions{Kubeconfig: path, Context: kc.Context})
-		if err != nil {
-			return nil, nil, usagef("%v", err)
-		}
-		hooks := command.New(config.CommandTarget{
-			Deploy: kc.Deploy, Rollback: kc.RollbackCommand, Shell: kc.Shell, Timeouts: kc.Timeouts,
-		}, "", out)
-		hooks.DeployArgv = deployArgv
-		t, err := kube.New(ctx, rc, kc, hooks)
-		if err != nil {
-			return nil, nil, err
-		}
-		return t, t.Close, nil
-	}
-	cmdCfg := cfg.Target.Command
-	dir := ""
-	if cmdCfg.Dir != "" {
-		dir = cfg.Resolve(cmdCfg.Dir)
-	}
-	t := command.New(*cmdCfg, dir, out)
-	t.DeployArgv = deployArgv
-	return t, func() {}, nil
-}
-
-// source builds the metric source of the config, or nil without one.
-func (a *app) source(cfg *config.Config, log *slog.Logger) (watch.Querier, error) {
-	if cfg.Metrics == nil {
-		return nil, nil
-	}
-	if e := cfg.Metrics.Embedded; e != nil {
-		src, err := embeddedSource(e, log)
-		if err != nil {
-			return nil, err
-		}
-		return src, nil
-	}
-	token, user, pass, err := cfg.PrometheusCredentials(a.env)
-	if err != nil {
-		return nil, err
-	}
-	p := cfg.Metrics.Prometheus
-	c, err := prometheus.New(prometheus.Config{
-		URL: p.URL, BearerToken: token, Username: user, Password: pass,
-		Headers: p.Headers, Timeout: p.Timeout.D(), Retries: p.Retries,
-	})
-	if err != nil {
-		return nil, usagef("metrics.prometheus: %v", err)
-	}
-	return c, nil
-}
-
-// embeddedSource builds the embedded engine of a config section.
-func embeddedSource(e *config.Embedded, log *slog.Logger) (*embedded.Source, error) {
-	opts := embedded.Options{Retention: e.Retention.D(), Logger: log}
-	for _, j := range e.Scrape {
-		opts.Scrape = append(opts.Scrape, embedded.ScrapeConfig{
-			Job: j.Job, Targets: j.Targets, Interval: j.Interval.D(), Timeout: j.Timeout.D(), Path: j.Path, Scheme: j.Scheme,
-		})
-	}
-	src, err := embedded.New(opts)
-	if err != nil {
-		return nil, usagef("metrics.embedded: %v", err)
-	}
-	return src, nil
 }
 
 // triggeredBy names who started the deploy, from CI variables if present.

@@ -13,6 +13,7 @@ import (
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/verify"
 	"github.com/deploywatch/deploywatch/internal/watch"
+	"github.com/deploywatch/deploywatch/internal/wire"
 )
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -47,7 +48,7 @@ Exit 0 when no item failed, 1 when one did, 2 for a bad config.`,
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
 	c.Flags().StringVar(&version, "version", "", "the version that must be running; default $GITHUB_SHA or $CI_COMMIT_SHA")
 	c.Flags().StringVarP(&output, "output", "o", "text", "text, or json")
-	kf.register(c)
+	registerKubeFlags(c, &kf)
 	return c
 }
 
@@ -63,8 +64,8 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 	}
 	var src watch.Querier
 	if cfg.Metrics != nil {
-		if src, err = a.source(cfg, log); err != nil {
-			return err
+		if src, err = wire.Source(cfg, a.env, log); err != nil {
+			return usageIfConfig(err)
 		}
 		if es, ok := src.(*embedded.Source); ok {
 			// The embedded engine starts empty: scrape a few times first.
@@ -78,12 +79,12 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 	}
 	var logs verify.LogSource
 	if cfg.Target.Kubernetes != nil && cfg.Verify != nil && cfg.Verify.Logs != nil {
-		p, closeP, err := a.platform(ctx, cfg, kf, nil, nil)
+		t, err := wire.KubeTarget(ctx, cfg, kf, nil, nil)
 		if err != nil {
-			return err
+			return usageIfConfig(err)
 		}
-		defer closeP()
-		logs, _ = p.(verify.LogSource)
+		defer t.Close()
+		logs = t
 	}
 	// Standalone, nothing waits for a new version to come up.
 	cl, err := verify.New(cfg, verify.Sources{Metrics: src, Logs: logs}, a.env, verify.WithMetricsWait(0))

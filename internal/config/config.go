@@ -510,6 +510,9 @@ func defaultPrometheus() Prometheus {
 
 // complete fills in what depends on other fields, after decoding.
 func (c *Config) complete() {
+	if m := c.Metrics; m != nil && m.Selector == "" && c.Target.Kubernetes != nil {
+		m.Selector = KubernetesSelector
+	}
 	if m := c.Metrics; m != nil {
 		if e := m.Embedded; e != nil {
 			if e.Retention == 0 {

@@ -229,3 +229,47 @@ func read(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestDurationsTakeDays(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"30s", 30 * time.Second, true},
+		{"90d", 90 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"7d30m", 7*24*time.Hour + 30*time.Minute, true},
+		{"0d", 0, true},
+		{"d", 0, false},
+		{"-1d", 0, false},
+		{"1.5d", 0, false},
+		{"1d-1h", 0, false},
+		{"99999999d", 0, false},
+		{"2 days", 0, false},
+	}
+	for _, c := range cases {
+		got, err := ParseDuration(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseDuration(%q) = %s, %v; want %s ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+	for d, want := range map[time.Duration]string{90 * 24 * time.Hour: "90d", 36 * time.Hour: "36h", 5 * time.Minute: "5m", 0: "0s"} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+	c, err := Load([]byte(strings.Replace(issueYAML(t), "monitor: 40s", "monitor: 1d", 1)), "deploywatch.yaml")
+	if err != nil || c.Phases.Monitor.D() != 24*time.Hour {
+		t.Fatalf("a config with monitor: 1d: %v, %v", c, err)
+	}
+}
+
+func issueYAML(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/issue.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

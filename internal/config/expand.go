@@ -67,8 +67,18 @@ func RangeString(d time.Duration) string {
 
 // Expand replaces $name and ${name} in a query template. "$$" is a literal
 // "$". A "$" not followed by a name (as in a regular expression's "foo$")
-// is left alone; an unknown name is an error.
+// is left alone; an unknown name is an error. The selector may itself use
+// the other variables (serve's default selector names the version's pods).
 func Expand(tmpl string, v Vars) (string, error) {
+	if strings.Contains(v.Selector, "$") {
+		inner := v
+		inner.Selector = ""
+		sel, err := Expand(v.Selector, inner)
+		if err != nil {
+			return "", fmt.Errorf("metrics.selector: %w", err)
+		}
+		v.Selector = sel
+	}
 	vals := v.lookup()
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
@@ -111,3 +121,14 @@ func Expand(tmpl string, v Vars) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// ExpandSelector is the selector with its variables expanded.
+func ExpandSelector(selector string, platform map[string]string) (string, error) {
+	return Expand(selector, Vars{Platform: platform})
+}
+
+// KubernetesSelector is the selector of a Kubernetes workload's metrics
+// when the config names none: the series of the pods of the version
+// judged, by the namespace and pod labels Prometheus's Kubernetes service
+// discovery gives them.
+const KubernetesSelector = `namespace="$namespace",pod=~"$pods"`

@@ -27,6 +27,9 @@ type Problems struct {
 
 // Problem is one thing wrong in a config file.
 type Problem struct {
+	// Path names the source the problem is in, when it is not the
+	// Problems' own (a config merged from layers).
+	Path         string
 	Line, Column int
 	// Field is the dotted path of the field, e.g. checks[1].fail.
 	Field string
@@ -39,7 +42,11 @@ func (p *Problems) Error() string {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(p.Path)
+		if it.Path != "" {
+			b.WriteString(it.Path)
+		} else {
+			b.WriteString(p.Path)
+		}
 		if it.Line > 0 {
 			fmt.Fprintf(&b, ":%d:%d", it.Line, it.Column)
 		}
@@ -53,7 +60,11 @@ func (p *Problems) Error() string {
 }
 
 func (p *Problems) add(pos position, field, format string, args ...any) {
-	p.Items = append(p.Items, Problem{Line: pos.line, Column: pos.col, Field: field, Msg: fmt.Sprintf(format, args...)})
+	path := pos.path
+	if path == p.Path {
+		path = ""
+	}
+	p.Items = append(p.Items, Problem{Path: path, Line: pos.line, Column: pos.col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p *Problems) err() error {
@@ -62,6 +73,9 @@ func (p *Problems) err() error {
 	}
 	sort.SliceStable(p.Items, func(i, j int) bool {
 		a, b := p.Items[i], p.Items[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
@@ -70,7 +84,12 @@ func (p *Problems) err() error {
 	return p
 }
 
-type position struct{ line, col int }
+// position is where a value was written; path names its source when a
+// config is merged from several.
+type position struct {
+	line, col int
+	path      string
+}
 
 // LoadFile reads and validates a config file.
 func LoadFile(path string) (*Config, error) {
@@ -120,6 +139,15 @@ type Document struct {
 // with their positions; preset, if set, sees the root mapping first, to
 // give optional sections present in the file their defaults.
 func DecodeStrict(data []byte, path string, out any, preset func(root *yaml.Node)) (*Document, error) {
+	root, err := parseMapping(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeNode(root, path, out, preset, nil)
+}
+
+// parseMapping parses one YAML document whose root is a mapping.
+func parseMapping(data []byte, path string) (*yaml.Node, error) {
 	probs := &Problems{Path: path}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -133,19 +161,27 @@ func DecodeStrict(data []byte, path string, out any, preset func(root *yaml.Node
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		probs.add(position{extra.Line, extra.Column}, "", "a second YAML document; deploywatch reads one")
+		probs.add(position{line: extra.Line, col: extra.Column}, "", "a second YAML document; deploywatch reads one")
 		return nil, probs.err()
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		probs.add(position{doc.Line, doc.Column}, "", "want a mapping of settings")
+		probs.add(position{line: doc.Line, col: doc.Column}, "", "want a mapping of settings")
 		return nil, probs.err()
 	}
-	root := doc.Content[0]
-	d := &Document{positions: map[string]position{"": {root.Line, root.Column}}, probs: probs}
+	return doc.Content[0], nil
+}
+
+// decodeNode decodes a mapping into out, strictly. src, when set, names the
+// source of each node (a config merged from layers).
+func decodeNode(root *yaml.Node, path string, out any, preset func(root *yaml.Node), src func(*yaml.Node) string) (*Document, error) {
+	probs := &Problems{Path: path}
+	w := &walker{pos: map[string]position{}, probs: probs, src: src}
+	w.pos[""] = w.at(root)
+	d := &Document{positions: w.pos, probs: probs}
 	if preset != nil {
 		preset(root)
 	}
-	walk(root, reflect.TypeOf(out).Elem(), "", d.positions, probs)
+	w.walk(root, reflect.TypeOf(out).Elem(), "")
 	if len(probs.Items) > 0 {
 		return nil, probs.err()
 	}
@@ -204,26 +240,45 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+var (
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	// nodeType is a field kept as YAML, such as serve.yaml's defaults,
+	// checked when it is used.
+	nodeType = reflect.TypeOf(yaml.Node{})
+)
 
-// walk compares the document with the struct it decodes into: unknown and
+// walker compares a document with the struct it decodes into: unknown and
 // duplicate keys are problems (with their position), and every field's
 // position is recorded under its dotted path for later validation.
-func walk(n *yaml.Node, t reflect.Type, path string, pos map[string]position, probs *Problems) {
+type walker struct {
+	pos   map[string]position
+	probs *Problems
+	src   func(*yaml.Node) string
+}
+
+func (w *walker) at(n *yaml.Node) position {
+	p := position{line: n.Line, col: n.Column}
+	if w.src != nil {
+		p.path = w.src(n)
+	}
+	return p
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
+	if reflect.PointerTo(t).Implements(unmarshalerType) || t == nodeType {
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
-				probs.add(position{n.Line, n.Column}, path, "want a mapping, got %s", kindName(n))
+				w.probs.add(w.at(n), path, "want a mapping, got %s", kindName(n))
 			}
 			return
 		}
@@ -233,29 +288,29 @@ func walk(n *yaml.Node, t reflect.Type, path string, pos map[string]position, pr
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
 			if line, dup := seen[k.Value]; dup {
-				probs.add(position{k.Line, k.Column}, p, "duplicate key (first set on line %d)", line)
+				w.probs.add(w.at(k), p, "duplicate key (first set on line %d)", line)
 				continue
 			}
 			seen[k.Value] = k.Line
 			f, ok := fields[k.Value]
 			if !ok {
-				probs.add(position{k.Line, k.Column}, p, "unknown field%s", suggest(k.Value, fields))
+				w.probs.add(w.at(k), p, "unknown field%s", suggest(k.Value, fields))
 				continue
 			}
-			pos[p] = position{v.Line, v.Column}
-			walk(v, f.Type, p, pos, probs)
+			w.pos[p] = w.at(v)
+			w.walk(v, f.Type, p)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
-				probs.add(position{n.Line, n.Column}, path, "want a list, got %s", kindName(n))
+				w.probs.add(w.at(n), path, "want a list, got %s", kindName(n))
 			}
 			return
 		}
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			pos[p] = position{item.Line, item.Column}
-			walk(item, t.Elem(), p, pos, probs)
+			w.pos[p] = w.at(item)
+			w.walk(item, t.Elem(), p)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -265,10 +320,10 @@ func walk(n *yaml.Node, t reflect.Type, path string, pos map[string]position, pr
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if line, dup := seen[k.Value]; dup {
-				probs.add(position{k.Line, k.Column}, join(path, k.Value), "duplicate key (first set on line %d)", line)
+				w.probs.add(w.at(k), join(path, k.Value), "duplicate key (first set on line %d)", line)
 			}
 			seen[k.Value] = k.Line
-			pos[join(path, k.Value)] = position{n.Content[i+1].Line, n.Content[i+1].Column}
+			w.pos[join(path, k.Value)] = w.at(n.Content[i+1])
 		}
 	}
 }
@@ -295,12 +350,38 @@ func suggest(key string, fields map[string]reflect.StructField) string {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s)) }
+	best, bestDist := "", 3 // a typo: at most two edits
 	for _, name := range names {
-		if strings.EqualFold(strings.ReplaceAll(name, "_", ""), strings.ReplaceAll(strings.ReplaceAll(key, "-", ""), "_", "")) {
-			return fmt.Sprintf(" (did you mean %q?)", name)
+		if d := editDistance(norm(name), norm(key)); d < bestDist {
+			best, bestDist = name, d
 		}
 	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
 	return fmt.Sprintf(" (known here: %s)", strings.Join(names, ", "))
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func join(path, key string) string {
@@ -326,7 +407,7 @@ var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 func yamlErrPos(err error) position {
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		l, _ := strconv.Atoi(m[1])
-		return position{l, 1}
+		return position{line: l, col: 1}
 	}
 	return position{}
 }
@@ -344,7 +425,8 @@ func yamlErrMsg(err error) string {
 func addDecodeErrors(err error, probs *Problems, root *yaml.Node, fields map[string]position) {
 	var pe *posError
 	if errors.As(err, &pe) {
-		probs.add(position{pe.line, pe.col}, fieldAt(fields, position{pe.line, pe.col}), "%s", pe.msg)
+		at := position{line: pe.line, col: pe.col}
+		probs.add(at, fieldAt(fields, at), "%s", pe.msg)
 		return
 	}
 	var te *yaml.TypeError
@@ -359,7 +441,7 @@ func addDecodeErrors(err error, probs *Problems, root *yaml.Node, fields map[str
 			col := firstColumn(root, l)
 			msg := strings.Replace(m[2], "!!str ", "", 1)
 			msg = strings.Replace(msg, "cannot unmarshal", "cannot read", 1)
-			probs.add(position{l, col}, "", "%s", msg)
+			probs.add(position{line: l, col: col}, "", "%s", msg)
 		}
 		return
 	}
@@ -369,7 +451,7 @@ func addDecodeErrors(err error, probs *Problems, root *yaml.Node, fields map[str
 // fieldAt finds the field whose value was written at p.
 func fieldAt(fields map[string]position, p position) string {
 	for name, at := range fields {
-		if at == p {
+		if at.line == p.line && at.col == p.col {
 			return name
 		}
 	}

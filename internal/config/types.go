@@ -11,7 +11,8 @@ import (
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
-// Duration is a time.Duration written as "30s", "5m", "1h30m".
+// Duration is a time.Duration written as "30s", "5m", "1h30m" or, for
+// long spans, with days: "90d", "1d12h".
 type Duration time.Duration
 
 // D returns the duration as a time.Duration.
@@ -23,9 +24,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return posErrorf(n, "want a duration such as 30s or 5m")
 	}
-	v, err := time.ParseDuration(n.Value)
+	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return posErrorf(n, "%q is not a duration: want e.g. 30s, 5m, 1h30m", n.Value)
+		return posErrorf(n, "%q is not a duration: want e.g. 30s, 5m, 1h30m, 7d", n.Value)
 	}
 	if v < 0 {
 		return posErrorf(n, "duration %q is negative", n.Value)
@@ -34,12 +35,38 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// ParseDuration reads a Go duration with an optional leading count of
+// days: "90d", "1d12h", "30s".
+func ParseDuration(s string) (time.Duration, error) {
+	days, rest, found := strings.Cut(s, "d")
+	if !found {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil || strings.ContainsAny(days, "+-") {
+		return 0, fmt.Errorf("time: invalid duration %q", s)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || r < 0 {
+		return 0, fmt.Errorf("time: invalid duration %q", s)
+	}
+	return d + r, nil
+}
+
 // MarshalYAML writes the duration back in its short form.
 func (d Duration) MarshalYAML() (any, error) { return FormatDuration(d.D()), nil }
 
 // FormatDuration writes a duration as Go does, without trailing zero units
-// ("5m" rather than "5m0s").
+// ("5m" rather than "5m0s"), and whole days as days ("90d").
 func FormatDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

@@ -338,6 +338,12 @@ func (c *Config) validateJudge(bad badFunc) {
 	}
 }
 
+// samplePlatformVars stand for the platform's variables when queries are
+// parsed at load time: any value that makes a valid label value will do.
+var samplePlatformVars = map[string]string{
+	VarNamespace: "ns", VarDeployment: "api", VarWorkload: "api", VarPodTemplateHash: "h", VarPods: "api-0",
+}
+
 // validateMetrics reports whether the selector is usable: without it
 // every query would repeat the same error.
 func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
@@ -393,7 +399,10 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	if m.Selector == "" {
 		bad("metrics.selector", `required: the label selector of the service's series, e.g. 'job="api"'`)
 		selectorOK = false
-	} else if err := promql.CheckSelector(m.Selector); err != nil {
+	} else if sel, err := ExpandSelector(m.Selector, samplePlatformVars); err != nil {
+		bad("metrics.selector", "%v", err)
+		selectorOK = false
+	} else if err := promql.CheckSelector(sel); err != nil {
 		bad("metrics.selector", "%v", err)
 		selectorOK = false
 	}
@@ -491,7 +500,7 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 			bad(at(role), "does not belong to a %s check (it uses %s)", ch.Type, strings.Join(want, " and "))
 		}
 	}
-	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute}
+	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute, Platform: samplePlatformVars}
 	for role, tmpl := range queries {
 		if !checkQueries {
 			break

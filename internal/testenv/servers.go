@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -107,8 +108,14 @@ func (r *Redis) Stop() { r.proc.stop() }
 type Postgres struct {
 	// DSN connects as the superuser postgres, with trust authentication.
 	DSN  string
+	Addr string
 	proc *process
 	dir  string
+	bin  string
+	cred *syscall.Credential
+	tb   testing.TB
+	mu   sync.Mutex
+	dbs  int
 }
 
 // PostgresBinDir finds PostgreSQL's server programs: $POSTGRES_BIN_DIR,
@@ -166,18 +173,44 @@ func StartPostgres(tb testing.TB) *Postgres {
 		tb.Fatalf("initdb: %v\n%s", err, out)
 	}
 	addr := FreeAddr(tb)
-	_, port, _ := splitHostPort(addr)
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", port, "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	p := &Postgres{DSN: fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr), dir: dir}
-	p.proc = startProcess(tb, "postgres", cmd, filepath.Join(dir, "postgres.log"))
-	tb.Cleanup(p.proc.stop)
-	if err := WaitTCP(addr, 30*time.Second); err != nil {
-		tb.Fatalf("postgres did not start: %v\n%s", err, p.proc.logTail())
-	}
+	p := &Postgres{DSN: fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr), Addr: addr, dir: dir, bin: bin, cred: cred, tb: tb}
+	p.Start()
+	tb.Cleanup(func() { p.proc.stop() })
 	return p
 }
 
-// Stop stops the server.
+// Start (re)starts the server on its address, with its data.
+func (p *Postgres) Start() {
+	p.tb.Helper()
+	_, port, _ := splitHostPort(p.Addr)
+	cmd := exec.Command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", port, "-k", p.dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	p.proc = startProcess(p.tb, "postgres", cmd, filepath.Join(p.dir, "postgres.log"))
+	if err := WaitTCP(p.Addr, 30*time.Second); err != nil {
+		p.tb.Fatalf("postgres did not start: %v\n%s", err, p.proc.logTail())
+	}
+}
+
+// Stop stops the server; Start brings it back with its data.
 func (p *Postgres) Stop() { p.proc.stop() }
+
+// NewDatabase creates an empty database on the server and returns its
+// DSN.
+func (p *Postgres) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	p.mu.Lock()
+	p.dbs++
+	name := fmt.Sprintf("test_%d", p.dbs)
+	p.mu.Unlock()
+	createdb := exec.Command(filepath.Join(p.bin, "createdb"), "-h", "127.0.0.1", "-p", portOf(p.Addr), "-U", "postgres", name)
+	if out, err := createdb.CombinedOutput(); err != nil {
+		tb.Fatalf("creating database %s: %v\n%s", name, err, out)
+	}
+	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", p.Addr, name)
+}
+
+func portOf(addr string) string {
+	_, port, _ := splitHostPort(addr)
+	return port
+}

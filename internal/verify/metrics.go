@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -19,6 +20,9 @@ type metricsItem struct {
 	requests string
 	// wait is how long the item retries while the new version comes up.
 	wait time.Duration
+	// vars gives the selector's platform variables (the new version's
+	// pods), when it has some.
+	vars func(ctx context.Context) map[string]string
 }
 
 // metricsFlowing runs the metrics item, retrying within its wait. A source
@@ -50,7 +54,15 @@ func (c *Checklist) metricsFlowing(ctx context.Context) watch.VerifyItem {
 
 // look checks once; it returns the problem, or "" when metrics flow.
 func (m *metricsItem) look(ctx context.Context, at time.Time) (string, error) {
-	up := fmt.Sprintf("up{%s}", m.selector)
+	var platform map[string]string
+	if m.vars != nil {
+		platform = m.vars(ctx)
+	}
+	selector, err := config.ExpandSelector(m.selector, platform)
+	if err != nil {
+		return "", err
+	}
+	up := fmt.Sprintf("up{%s}", selector)
 	vec, err := m.source.Query(ctx, up, at)
 	if err != nil {
 		return "", err
@@ -68,7 +80,7 @@ func (m *metricsItem) look(ctx context.Context, at time.Time) (string, error) {
 		return fmt.Sprintf("%s: none of %d targets is up", up, len(vec)), nil
 	}
 	if m.requests != "" {
-		req := fmt.Sprintf("count(%s{%s})", m.requests, m.selector)
+		req := fmt.Sprintf("count(%s{%s})", m.requests, selector)
 		vec, err := m.source.Query(ctx, req, at)
 		if err != nil {
 			return "", err

@@ -44,6 +44,9 @@ type Sources struct {
 	// Logs reads the service's logs (on Kubernetes, the pods'); a
 	// verify.logs.command replaces it.
 	Logs LogSource
+	// Vars gives the metrics selector's platform variables for the new
+	// version (Kubernetes: its pods), when the platform has some.
+	Vars func(ctx context.Context) map[string]string
 }
 
 // Checklist runs the metrics item (with a metric source) and the items of
@@ -92,7 +95,7 @@ func New(cfg *config.Config, src Sources, env func(string) (string, bool), opts 
 	c := &Checklist{v: v, logs: src.Logs, env: env, now: time.Now, poll: time.Second,
 		client: &http.Client{Timeout: 10 * time.Second}}
 	if m := cfg.Metrics; m != nil && src.Metrics != nil {
-		c.metrics = &metricsItem{source: src.Metrics, selector: m.Selector, wait: cfg.Phases.Verify.D()}
+		c.metrics = &metricsItem{source: src.Metrics, selector: m.Selector, wait: cfg.Phases.Verify.D(), vars: src.Vars}
 		if cfg.DefaultChecks {
 			c.metrics.requests = m.RequestsMetric
 		}

@@ -17,10 +17,15 @@ import (
 func (w *run) captureBaseline(ctx context.Context) {
 	m := w.spec.Metrics
 	at := w.deploy.StartedAt
+	baseVars := w.platformVars(ctx, true)
+	selector, err := config.ExpandSelector(m.Selector, baseVars)
+	if err != nil {
+		selector = m.Selector // validated at load: cannot happen
+	}
 	scrape, how := m.ScrapeInterval, "configured"
 	if scrape == 0 {
 		var err error
-		scrape, err = w.measureScrape(ctx, at)
+		scrape, err = w.measureScrape(ctx, selector, at)
 		how = "measured"
 		if err != nil {
 			scrape, how = FallbackScrape, "assumed"
@@ -29,14 +34,13 @@ func (w *run) captureBaseline(ctx context.Context) {
 	}
 	w.scrape = scrape
 	w.window = w.spec.window(scrape)
-	w.history = w.measureHistory(ctx, at, m.BaselineWindow, scrape)
+	w.history = w.measureHistory(ctx, selector, at, m.BaselineWindow, scrape)
 	w.recordSettings(how)
 	if w.history < m.BaselineWindow {
 		w.note("the metric source holds %s of history before the deploy; the baseline uses that instead of %s",
 			config.FormatDuration(w.history), config.FormatDuration(m.BaselineWindow))
 	}
 	w.checks = w.newChecks()
-	baseVars := w.platformVars(ctx, true)
 	w.parallel(ctx, func(ctx context.Context, c *check) {
 		if w.history < 2*scrape {
 			c.base = baseline{window: w.history, value: math.NaN(), count: math.NaN()}
@@ -75,10 +79,10 @@ func (w *run) newChecks() []*check {
 // measureScrape reads the scrape interval off the timestamps of the
 // target's up series: a range query of timestamp(up) returns, at each
 // step, the time of the latest scrape.
-func (w *run) measureScrape(ctx context.Context, at time.Time) (time.Duration, error) {
+func (w *run) measureScrape(ctx context.Context, selector string, at time.Time) (time.Duration, error) {
 	qctx, cancel := w.queryContext(ctx)
 	defer cancel()
-	expr := fmt.Sprintf("timestamp(up{%s})", w.spec.Metrics.Selector)
+	expr := fmt.Sprintf("timestamp(up{%s})", selector)
 	mat, err := w.source.QueryRange(qctx, expr, at.Add(-3*time.Minute), at, 500*time.Millisecond)
 	if err != nil {
 		return 0, err
@@ -103,10 +107,10 @@ func (w *run) measureScrape(ctx context.Context, at time.Time) (time.Duration, e
 
 // measureHistory returns how much of the baseline window the source holds
 // for the target, judged by its up series.
-func (w *run) measureHistory(ctx context.Context, at time.Time, want, scrape time.Duration) time.Duration {
+func (w *run) measureHistory(ctx context.Context, selector string, at time.Time, want, scrape time.Duration) time.Duration {
 	qctx, cancel := w.queryContext(ctx)
 	defer cancel()
-	expr := fmt.Sprintf("count(up{%s})", w.spec.Metrics.Selector)
+	expr := fmt.Sprintf("count(up{%s})", selector)
 	step := max(want/200, scrape/2, 500*time.Millisecond)
 	mat, err := w.source.QueryRange(qctx, expr, at.Add(-want), at, step)
 	if err != nil {

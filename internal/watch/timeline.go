@@ -102,7 +102,11 @@ func (w *run) conclude(ctx context.Context, err error) *Report {
 	default:
 		// Nothing is decided: the state stays at its last checkpoint, so
 		// the watch can be resumed.
-		reason := errStopped.Error() + "; nothing was rolled back"
+		reason := errStopped.Error()
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			reason += " (" + cause.Error() + ")"
+		}
+		reason += "; nothing was rolled back"
 		p := w.current
 		now := w.clock.Now()
 		p.EndedAt, p.Outcome, p.Reason = &now, OutcomeInterrupted, reason

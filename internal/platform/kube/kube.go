@@ -86,6 +86,9 @@ type Target struct {
 	newHash string
 	// deleted are the stuck pods a StatefulSet rollback deleted.
 	deleted map[types.UID]bool
+	// pinTemplate, when set, is the TemplateHash of the revision to pin at
+	// Start, rather than the one serving before the deploy.
+	pinTemplate string
 }
 
 var (
@@ -167,6 +170,11 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy, begun bool) (strin
 		return "", errors.New(s.unsupported)
 	}
 	pinned := servingBefore(s.revisions, s.current, begun)
+	if t.pinTemplate != "" {
+		if r := s.byTemplate(t.pinTemplate, s.current); r != nil {
+			pinned = r
+		}
+	}
 	base := map[string]int32{}
 	pods := t.podsOf("")
 	for _, p := range pods {
@@ -182,6 +190,13 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy, begun bool) (strin
 	}
 	return strconv.FormatInt(pinned.number, 10), nil
 }
+
+// PinTemplate makes Start pin the revision whose template has this
+// TemplateHash (the newest such, other than the new one), if the workload
+// still has it: serve pins the last version it knew stable, which is not
+// the one serving before the deploy when several changes came while no
+// one watched, or when a change supersedes another's watch.
+func (t *Target) PinTemplate(hash string) { t.pinTemplate = hash }
 
 // savedState is the target's record of a watch, kept in the watch's state:
 // the pinned revision by its object's UID (an undo renumbers it, so its

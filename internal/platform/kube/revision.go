@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -20,7 +22,25 @@ const (
 	fieldManager       = "deploywatch"
 	revisionAnnotation = "deployment.kubernetes.io/revision"
 	podTemplateHash    = appsv1.DefaultDeploymentUniqueLabelKey // "pod-template-hash"
+	// RolledBackTo marks a workload deploywatch rolled back: its value is
+	// the TemplateHash of the template it went back to, so that serve does
+	// not take its own rollback for a new deploy.
+	RolledBackTo = "deploywatch.dev/rolled-back-to"
 )
+
+// TemplateHash identifies a pod template, whatever hash label a
+// controller added to its revision's copy of it: the same for a
+// Deployment's template and its ReplicaSet's, or a StatefulSet's and its
+// ControllerRevision's.
+func TemplateHash(t *corev1.PodTemplateSpec) string {
+	cp := t.DeepCopy()
+	for _, l := range []string{podTemplateHash, appsv1.ControllerRevisionHashLabelKey, appsv1.DefaultDaemonSetUniqueLabelKey} {
+		delete(cp.Labels, l)
+	}
+	b, _ := json.Marshal(cp)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
 
 // annotationsToSkip are the Deployment's own annotations that an undo keeps
 // rather than copying them from the ReplicaSet, as kubectl does
@@ -123,6 +143,7 @@ func undoPatch(current map[string]string, rs *appsv1.ReplicaSet) ([]byte, error)
 			annotations[k] = v
 		}
 	}
+	annotations[RolledBackTo] = TemplateHash(&rs.Spec.Template)
 	patch := []map[string]any{
 		{"op": "replace", "path": "/spec/template", "value": tmpl},
 		{"op": "replace", "path": "/metadata/annotations", "value": annotations},

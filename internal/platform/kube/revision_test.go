@@ -107,7 +107,8 @@ func TestUndoPatchIsKubectls(t *testing.T) {
 		revisionAnnotation:                          "2",     // the Deployment's own, kept
 		corev1.LastAppliedConfigAnnotation:          "{...}", // kept
 		"deployment.kubernetes.io/revision-history": "1",     // kept
-		"custom": "from-rs-1",
+		"custom":     "from-rs-1",
+		RolledBackTo: TemplateHash(&rs("1", "api:v1", "aaa").Spec.Template), // deploywatch's mark: its own rollback, to revision 1's template
 	}
 	if len(ann) != len(want) {
 		t.Fatalf("annotations %v, want %v", ann, want)

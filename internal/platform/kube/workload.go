@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,6 +63,17 @@ type rolloutState struct {
 func (s *snapshot) byUID(uid types.UID) *revision {
 	for _, r := range s.revisions {
 		if r.uid == uid {
+			return r
+		}
+	}
+	return nil
+}
+
+// byTemplate finds the newest revision, other than not, whose template has
+// the TemplateHash hash.
+func (s *snapshot) byTemplate(hash string, not *revision) *revision {
+	for _, r := range s.revisions {
+		if r != not && TemplateHash(r.template) == hash {
 			return r
 		}
 	}
@@ -293,12 +305,19 @@ func (h *history) withCurrent(s *snapshot, revs []*revision, currentName string)
 }
 
 // undo is kubectl's undo for ControllerRevision kinds: the revision's data
-// is the strategic merge patch that restores its template; apply sends it.
+// is the strategic merge patch that restores its template; apply sends it,
+// with the RolledBackTo mark.
 func (h *history) undo(ctx context.Context, rev *revision, dryRun bool, apply func(context.Context, []byte) error) (types.PatchType, []byte, error) {
-	if dryRun {
-		return types.StrategicMergePatchType, rev.data, nil
+	var patch map[string]any
+	if err := json.Unmarshal(rev.data, &patch); err != nil {
+		return types.StrategicMergePatchType, nil, fmt.Errorf("the data of revision %d: %w", rev.number, err)
 	}
-	return types.StrategicMergePatchType, rev.data, apply(ctx, rev.data)
+	patch["metadata"] = map[string]any{"annotations": map[string]string{RolledBackTo: TemplateHash(rev.template)}}
+	data, err := json.Marshal(patch)
+	if err != nil || dryRun {
+		return types.StrategicMergePatchType, data, err
+	}
+	return types.StrategicMergePatchType, data, apply(ctx, data)
 }
 
 func patchOptions() metav1.PatchOptions { return metav1.PatchOptions{FieldManager: fieldManager} }
