@@ -55,24 +55,30 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print deploywatch's own version",
 		Args:  usageArgs(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, _ []string) {
-			v, commit := version, ""
-			if info, ok := debug.ReadBuildInfo(); ok {
-				if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-					v = info.Main.Version
-				}
-				for _, s := range info.Settings {
-					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-						commit = s.Value[:12]
-					}
-				}
-			}
-			if v == "" {
-				v = "dev"
-			}
-			if commit != "" {
-				v += " (" + commit + ")"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deploywatch %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(cmd.OutOrStdout(), "deploywatch %s %s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		},
 	}
+}
+
+// buildVersion is deploywatch's version and commit, from -ldflags or the
+// build info.
+func buildVersion() string {
+	v, commit := version, ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				commit = s.Value[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if commit != "" {
+		v += " (" + commit + ")"
+	}
+	return v
 }

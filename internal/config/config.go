@@ -81,6 +81,9 @@ type Config struct {
 	// Digest is the SHA-256 of the bytes it was read from, in hex: a
 	// resumed watch is refused when its config changed.
 	Digest string `yaml:"-"`
+	// Source is the YAML it was read from (merged, for layers): loading it
+	// again gives the same config.
+	Source []byte `yaml:"-"`
 	// positions maps a field path ("checks[0].fail") to where it was written.
 	positions map[string]position
 }

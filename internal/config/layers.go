@@ -79,6 +79,7 @@ func LoadLayers(layers ...Layer) (*Config, error) {
 	}
 	sum := sha256.Sum256(data)
 	cfg.Digest = hex.EncodeToString(sum[:])
+	cfg.Source = data
 	src := func(n *yaml.Node) string { return origin[n] }
 	doc, err := decodeNode(merged, last, &cfg, func(root *yaml.Node) { presetSections(root, &cfg) }, src)
 	if err != nil {

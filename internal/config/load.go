@@ -114,6 +114,7 @@ func Load(data []byte, path string) (*Config, error) {
 	cfg.Path = path
 	sum := sha256.Sum256(data)
 	cfg.Digest = hex.EncodeToString(sum[:])
+	cfg.Source = data
 	doc, err := DecodeStrict(data, path, &cfg, func(root *yaml.Node) { presetSections(root, &cfg) })
 	if err != nil {
 		return nil, err

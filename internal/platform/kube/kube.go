@@ -198,6 +198,17 @@ func (t *Target) Current(ctx context.Context, d watch.Deploy, begun bool) (strin
 // one watched, or when a change supersedes another's watch.
 func (t *Target) PinTemplate(hash string) { t.pinTemplate = hash }
 
+// ChangedAt is when the workload's current template was first applied:
+// its revision's creation (a ReplicaSet or ControllerRevision is made when
+// a template is new). The zero time before the controller made it.
+func (t *Target) ChangedAt(ctx context.Context) (time.Time, error) {
+	s, err := t.w.look(ctx, false)
+	if err != nil || s.current == nil {
+		return time.Time{}, err
+	}
+	return s.current.created, nil
+}
+
 // savedState is the target's record of a watch, kept in the watch's state:
 // the pinned revision by its object's UID (an undo renumbers it, so its
 // number is only a reminder) and the restart counts at Start.

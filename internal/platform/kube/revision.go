@@ -196,7 +196,8 @@ func controllerRevisions(all []*appsv1.ControllerRevision, owner types.UID, podH
 		if err := json.Unmarshal(cr.Data.Raw, &data); err != nil {
 			return nil, fmt.Errorf("controllerrevision %s: reading its template: %w", cr.Name, err)
 		}
-		out = append(out, &revision{uid: cr.UID, number: cr.Revision, podHash: podHash(cr), template: &data.Spec.Template, data: cr.Data.Raw})
+		out = append(out, &revision{uid: cr.UID, number: cr.Revision, podHash: podHash(cr), template: &data.Spec.Template, data: cr.Data.Raw,
+			created: cr.CreationTimestamp.Time})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number > out[j].number })
 	return out, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,9 @@ type revision struct {
 	// data is a ControllerRevision's data: the strategic merge patch that
 	// restores it.
 	data []byte
+	// created is when the revision was made: when its template was first
+	// applied.
+	created time.Time
 }
 
 // snapshot is a workload as one look saw it.
@@ -205,7 +209,8 @@ func deploymentSnapshot(dep *appsv1.Deployment, sel labels.Selector, all []*apps
 	owned := ownedBy(dep, all)
 	newRS := newReplicaSet(dep, owned)
 	for _, rs := range owned {
-		r := &revision{uid: rs.UID, number: revisionOf(rs), podHash: rs.Labels[podTemplateHash], template: &rs.Spec.Template, rs: rs}
+		r := &revision{uid: rs.UID, number: revisionOf(rs), podHash: rs.Labels[podTemplateHash], template: &rs.Spec.Template, rs: rs,
+			created: rs.CreationTimestamp.Time}
 		s.revisions = append(s.revisions, r)
 		if rs == newRS {
 			s.current = r
