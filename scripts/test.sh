@@ -36,6 +36,10 @@ log "prometheus: $("$PROMETHEUS_BIN" --version 2>&1 | head -1)"
 log "redis: $(redis-server --version)"
 log "go: $(go version)"
 
+# Tools built from their Go modules, once per version, into the cache.
+export DEPLOYWATCH_HELM=${DEPLOYWATCH_HELM:-$(./scripts/tools.sh helm)}
+log "helm: $("$DEPLOYWATCH_HELM" version --short)"
+
 # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
 # scheduler, kwok), built once per version into a cache outside the clone.
 log "kubernetes control plane"
@@ -59,10 +63,13 @@ fi
 log "go vet"
 go vet ./...
 (cd bench/healthbench && go vet ./...)
+(cd tools/image && go vet ./...)
 
 # --- tests -----------------------------------------------------------------
 # Integration tests mostly wait on real servers and traffic, so they run
 # many at a time even on two cores.
 log "go test -race"
 go test -race -count=1 -parallel 16 -timeout 25m ./... "$@"
+log "go test ./tools/image (the container image)"
+(cd tools/image && go test -count=1 ./...)
 log "all tests passed in ${SECONDS}s"

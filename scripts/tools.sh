@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds, once per version, the command-line tools the tests use that come
+# as Go modules, into a cache folder outside the clone, and prints the
+# path of the one asked for:
+#
+#   scripts/tools.sh helm          # -> ~/.cache/deploywatch/tools/helm-v3.22.0/helm
+#
+# Cache: $DEPLOYWATCH_CACHE (default ~/.cache/deploywatch)/tools.
+set -euo pipefail
+
+CACHE=${DEPLOYWATCH_CACHE:-$HOME/.cache/deploywatch}/tools
+
+declare -A modules=(
+	[helm]="helm.sh/helm/v3/cmd/helm@v3.22.0"
+	[govulncheck]="golang.org/x/vuln/cmd/govulncheck@v1.9.0"
+)
+
+tool=${1:?usage: scripts/tools.sh helm|govulncheck}
+module=${modules[$tool]:-}
+if [[ -z $module ]]; then
+	echo "scripts/tools.sh: unknown tool $tool (known: ${!modules[*]})" >&2
+	exit 2
+fi
+dir=$CACHE/$tool-${module##*@}
+if [[ ! -x $dir/$tool ]]; then
+	echo "==> building $tool ${module##*@} from its Go module (once)" >&2
+	mkdir -p "$dir"
+	GOBIN=$dir GOFLAGS=-mod=mod go install "$module" >&2
+fi
+echo "$dir/$tool"
