@@ -8,9 +8,9 @@ import (
 )
 
 func (a *app) generateCommand() *cobra.Command {
-	var file string
+	var file, selector string
 	c := &cobra.Command{
-		Use:   "generate alerts|dashboard|probes|workflow",
+		Use:   "generate alerts|dashboard|probes|workflow|serve-alerts|serve-dashboard",
 		Short: "Write alert rules, a Grafana dashboard, Kubernetes probes or a GitHub Actions job from the config",
 		Long: `generate writes, to standard output, what teams hand-write today, from the
 same deploywatch.yaml that judges deploys, so the lines that roll a deploy
@@ -21,12 +21,40 @@ back are the lines that page people:
   dashboard  Grafana dashboard JSON: health, traffic, resources and business
              rows, with deployment annotations
   probes     liveness, readiness and startup probes for the container
-  workflow   a GitHub Actions job that deploys through deploywatch`,
+  workflow   a GitHub Actions job that deploys through deploywatch
+
+and for deploywatch serve itself (no config file; --selector picks its
+series):
+
+  serve-alerts     rules: no replica up, no leader, a rollback failed,
+                   config errors, store errors, notifications failing
+  serve-dashboard  its watches and their checks, verdicts, detection
+                   times, rollbacks, deliveries and store`,
 		Example: `  deploywatch generate alerts    -f deploywatch.yaml > alerts.yml
   deploywatch generate dashboard -f deploywatch.yaml > dashboard.json`,
 		Args:      usageArgs(cobra.ExactArgs(1)),
-		ValidArgs: []string{"alerts", "dashboard", "probes", "workflow"},
+		ValidArgs: []string{"alerts", "dashboard", "probes", "workflow", "serve-alerts", "serve-dashboard"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch args[0] {
+			case "serve-alerts":
+				rf, err := generate.ServeAlerts(selector)
+				if err != nil {
+					return usagef("--selector: %v", err)
+				}
+				out, err := rf.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = a.stdout.Write(out)
+				return err
+			case "serve-dashboard":
+				out, err := generate.ServeDashboard(selector)
+				if err != nil {
+					return usagef("--selector: %v", err)
+				}
+				_, err = a.stdout.Write(out)
+				return err
+			}
 			cfg, err := config.LoadFile(file)
 			if err != nil {
 				return err
@@ -55,12 +83,13 @@ back are the lines that page people:
 			case "workflow":
 				out = generate.Workflow(cfg, file)
 			default:
-				return usagef("generate %q: want alerts, dashboard, probes or workflow", args[0])
+				return usagef("generate %q: want alerts, dashboard, probes, workflow, serve-alerts or serve-dashboard", args[0])
 			}
 			_, err = a.stdout.Write(out)
 			return err
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "deploywatch.yaml", "config file")
+	c.Flags().StringVar(&selector, "selector", `job="deploywatch"`, "serve-*: the label selector of deploywatch serve's own series")
 	return c
 }

@@ -293,3 +293,75 @@ func TestStatefulSetAndDaemonSetOutputs(t *testing.T) {
 		})
 	}
 }
+
+// TestServeGenerators pins the alerts and dashboard for deploywatch
+// itself, checks the rules with promtool, and has promtool prove that a
+// failed rollback fires its alert and an ok one does not.
+func TestServeGenerators(t *testing.T) {
+	rf, err := ServeAlerts(`job="deploywatch"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := rf.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "serve.alerts.golden.yml", rules)
+	dash, err := ServeDashboard(`job="deploywatch"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "serve.dashboard.golden.json", dash)
+	if _, err := ServeAlerts(`job=`); err == nil {
+		t.Error("a broken selector was accepted")
+	}
+	bin := promtool(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "alerts.yml"), rules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "check", "rules", filepath.Join(dir, "alerts.yml")).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	test := `rule_files: [alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'deploywatch_rollbacks_total{job="deploywatch",namespace="shop",workload="api",result="failed"}'
+        values: '0 0 1 1 1'
+      - series: 'deploywatch_rollbacks_total{job="deploywatch",namespace="shop",workload="web",result="ok"}'
+        values: '0 1 2 3 4'
+      - series: 'deploywatch_leader{job="deploywatch",instance="a"}'
+        values: '1 1 0 0 0 0 0'
+      - series: 'up{job="deploywatch",instance="a"}'
+        values: '1 1 1 1 1 1 1'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: DeploywatchRollbackFailed
+        exp_alerts:
+          - exp_labels: {severity: critical, service: deploywatch, job: deploywatch, namespace: shop, workload: api, result: failed}
+            exp_annotations:
+              summary: A rollback of shop/api failed
+              description: "deploywatch decided to roll back and could not: the bad release may still serve. See the deploy's report."
+      - eval_time: 3m
+        alertname: DeploywatchNoLeader
+      - eval_time: 5m
+        alertname: DeploywatchNoLeader
+        exp_alerts:
+          - exp_labels: {severity: critical, service: deploywatch}
+            exp_annotations:
+              summary: No deploywatch replica leads
+              description: "The replicas are up but none holds the Lease: no deploy is watched."
+      - eval_time: 5m
+        alertname: DeploywatchDown
+`
+	if err := os.WriteFile(filepath.Join(dir, "test.yml"), []byte(test), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "test", "rules", "test.yml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
