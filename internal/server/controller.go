@@ -189,7 +189,7 @@ func (c *controller) reconcile(ctx context.Context, wl workload) error {
 			// Adopted in the middle of a rollout: watched, pinned to the
 			// revision before it.
 			c.s.log.Info("adopting a workload whose rollout is under way: watching it", "workload", wl.String())
-			return c.watches.start(ctx, newDeploy{wl: wl, cfg: cfg, startedAt: c.changedAt(ctx, cfg, time.Time{})})
+			return c.watches.start(ctx, newDeploy{wl: wl, cfg: cfg, startedAt: c.changedAt(ctx, wl, cfg, time.Time{})})
 		}
 		c.s.log.Info("adopting a workload: its running version is taken as known-good", "workload", wl.String())
 		return c.remember(ctx, wl, current)
@@ -203,14 +203,19 @@ func (c *controller) reconcile(ctx context.Context, wl workload) error {
 	startedAt := time.Now()
 	if since := known.UpdatedAt; since.Before(c.started) {
 		// Perhaps changed while no leader watched: the change's own time.
-		startedAt = c.changedAt(ctx, cfg, since)
+		startedAt = c.changedAt(ctx, wl, cfg, since)
 	}
 	return c.watches.start(ctx, newDeploy{wl: wl, cfg: cfg, startedAt: startedAt, pinTemplate: known.Template})
 }
 
 // changedAt is when the workload's current template was applied, if that
-// was after since (else now).
-func (c *controller) changedAt(ctx context.Context, cfg *config.Config, since time.Time) time.Time {
+// was after since (else now): the time field management records for the
+// template, else the creation of the template's revision.
+func (c *controller) changedAt(ctx context.Context, wl workload, cfg *config.Config, since time.Time) time.Time {
+	// Field management keeps whole seconds.
+	if at := wl.templateChangedAt(); !at.IsZero() && !at.Before(since.Truncate(time.Second)) && !at.After(time.Now()) {
+		return at
+	}
 	t, err := wire.KubeTarget(ctx, cfg, wire.KubeOptions{REST: c.s.rest}, nil, nil)
 	if err != nil {
 		return time.Now()

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +113,22 @@ func (w workload) triggeredBy() string {
 		}
 	}
 	return who
+}
+
+// templateChangedAt is when the pod template was last written, as the
+// API server's field management records it: the newest time of a manager
+// whose fields include the template. Zero when nothing says.
+func (w workload) templateChangedAt() time.Time {
+	var at time.Time
+	for _, mf := range w.meta.ManagedFields {
+		if mf.Time == nil || mf.Subresource != "" || mf.FieldsV1 == nil || !bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:template"`)) {
+			continue
+		}
+		if mf.Time.After(at) {
+			at = mf.Time.Time
+		}
+	}
+	return at
 }
 
 // deployKey identifies one change of the workload, so that however many

@@ -173,6 +173,51 @@ defaults:
 		replicas = []*serveProc{next, replica("d")}
 	})
 
+	t.Run("the store stopped mid-watch: the watch goes on and its record arrives when it is back", func(t *testing.T) {
+		leader := leaderOf(replicas...)
+		e.svc.Stage(testsvc.Profile{Version: "v5", ErrorRatio: 0.001, Latency: 1})
+		if _, err := e.svc.Deploy(); err != nil {
+			t.Fatal(err)
+		}
+		stableBefore := leader.metric(t, "deploywatch_deploys_total", map[string]string{"workload": "api", "verdict": "stable"})
+		c.setImageOf(t, ns, "api", "deploywatch.test/api:v5")
+		d := measuring("deploywatch.test/api:v5")
+		pg.Stop()
+		waitFor(t, "the leader to notice", time.Minute, func() bool {
+			return leader.metric(t, "deploywatch_store_errors_total", map[string]string{"what": "events"})+
+				leader.metric(t, "deploywatch_store_errors_total", map[string]string{"what": "checkpoint"}) > 0
+		})
+		// The watch ends while the store is away (its monitor is 20s).
+		waitFor(t, "the watch to end on the leader", time.Minute, func() bool {
+			return leader.metric(t, "deploywatch_deploys_total", map[string]string{"workload": "api", "verdict": "stable"}) > stableBefore
+		})
+		pg.Start()
+		got := ended(d.ID)
+		if got.Verdict != store.Stable || len(got.Report) == 0 {
+			t.Fatalf("after the store came back: %s (%s)", got.Verdict, got.Reason)
+		}
+		events, err := st.Events(context.Background(), d.ID, 0)
+		if err != nil || len(events) == 0 || events[len(events)-1].Kind != "verdict" {
+			t.Fatalf("the events stored: %d, %v", len(events), err)
+		}
+		for i, ev := range events {
+			if ev.Seq != int64(i+1) {
+				t.Fatalf("event %d has seq %d: events were lost or doubled", i, ev.Seq)
+			}
+		}
+		page, err := st.ListDeploys(context.Background(), store.Query{Namespace: ns, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, dd := range page.Deploys {
+			if seen[dd.Key] {
+				t.Fatalf("deploy %s recorded twice", dd.Key)
+			}
+			seen[dd.Key] = true
+		}
+	})
+
 	t.Run("SIGTERM hands the lease over at once", func(t *testing.T) {
 		leader := leaderOf(replicas...)
 		var next *serveProc
