@@ -16,7 +16,9 @@ func ServeAlerts(selector string) (*RuleFile, error) {
 		}
 		return "{" + selector + "," + extra + "}"
 	}
-	labels := func(severity string) map[string]string { return map[string]string{"severity": severity, "service": "deploywatch"} }
+	labels := func(severity string) map[string]string {
+		return map[string]string{"severity": severity, "service": "deploywatch"}
+	}
 	rules := []Rule{
 		{Alert: "DeploywatchDown", Expr: fmt.Sprintf("absent(up%s == 1)", sel("")), For: "5m", Labels: labels("critical"),
 			Annotations: map[string]string{"summary": "No deploywatch replica is up", "description": "Deploys are not being watched: nothing rolls a bad release back."}},
