@@ -33,6 +33,21 @@ func (a *app) resume(cmd *cobra.Command, f watchFlags) error {
 		return err
 	}
 	defer state.close()
+	if s.Report.Verdict.Ended() {
+		// Nothing is done again: not the policy, not the notifications,
+		// not even the report; the config is not even read.
+		if f.output == "json" {
+			data, err := s.Report.Encode()
+			if err != nil {
+				return err
+			}
+			_, _ = a.stdout.Write(data)
+		} else {
+			fmt.Fprintf(a.stdout, "the watch of %s %s had already ended %s: %s\n",
+				s.Report.Deploy.Service, s.Report.Deploy.Version, s.Report.Verdict, s.Report.Reason)
+		}
+		return &exitError{code: s.Report.Verdict.ExitCode()}
+	}
 	o, err := unmarshalOrigin(s.Origin)
 	if err != nil {
 		return usagef("--resume %s: %v", f.resume, err)
@@ -61,20 +76,18 @@ func (a *app) resume(cmd *cobra.Command, f watchFlags) error {
 	if s.Report.Deploy.Service != cfg.Service {
 		return usagef("--resume %s: it is a watch of service %q, and %s is the config of %q", f.resume, s.Report.Deploy.Service, cfgPath, cfg.Service)
 	}
-	if s.Report.Verdict.Ended() {
-		// Nothing is done again: not the policy, not the notifications,
-		// not even the report.
-		fmt.Fprintf(a.stdout, "the watch of %s %s had already ended %s: %s\n",
-			s.Report.Deploy.Service, s.Report.Deploy.Version, s.Report.Verdict, s.Report.Reason)
-		return &exitError{code: s.Report.Verdict.ExitCode()}
-	}
+	// The config is where it was found this time, for the next resume.
+	o.Config.Path = cfgPath
 	if f.report != "" {
 		if o.Report, err = absWritable(f.report); err != nil {
 			return usagef("--report: %v", err)
 		}
-		if s.Origin, err = marshalOrigin(o); err != nil {
-			return err
+		if sameFile(o.Report, state.path) {
+			return usagef("--report names the state file %s: the report would overwrite it", state.path)
 		}
+	}
+	if s.Origin, err = marshalOrigin(o); err != nil {
+		return err
 	}
 	return a.follow(ctx, cfg, f.output, o, state, func(eng *watch.Engine) (*watch.Report, error) {
 		rep, err := eng.Resume(ctx, s)

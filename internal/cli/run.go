@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,6 +161,9 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	}
 	var state *stateFile
 	if f.state != "" {
+		if o.Report != "" && sameFile(o.Report, f.state) {
+			return usagef("--state and --report name the same file %s: the report would overwrite the state", f.state)
+		}
 		if state, err = createStateFile(f.state); err != nil {
 			return err
 		}
@@ -208,7 +212,7 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	if err != nil {
 		return err
 	}
-	cp := &checkpointer{state: state, report: o.Report, deliveries: disp.Deliveries}
+	cp := &checkpointer{state: state, report: o.Report, deliveries: disp.Deliveries, stderr: a.stderr}
 	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log),
 		watch.WithCheckpoint(cp), watch.WithAbort(a.abort)}
 	if cfg.Verify != nil || src != nil {
@@ -240,24 +244,41 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 }
 
 // checkpointer writes the report file and the state file at every
-// checkpoint of the engine, with the deliveries made so far.
+// checkpoint of the engine, with the deliveries made so far. Only the state
+// file's failure is the engine's to know (it may not deploy without it);
+// the report's is said once here.
 type checkpointer struct {
 	state      *stateFile
 	report     string
 	deliveries func() []watch.Delivery
+	stderr     io.Writer
+	reportErr  bool
 }
 
 func (c *checkpointer) Checkpoint(s *watch.State) error {
 	s.Report.Deliveries = append(slices.Clone(s.Report.Deliveries), c.deliveries()...)
-	if c.state != nil {
-		if err := s.WriteFile(c.state.path); err != nil {
-			return err
+	if c.report != "" {
+		if err := s.Report.WriteFile(c.report); err != nil && !c.reportErr {
+			c.reportErr = true
+			fmt.Fprintf(c.stderr, "deploywatch: %v\n", err)
 		}
 	}
-	if c.report != "" {
-		return s.Report.WriteFile(c.report)
+	if c.state != nil {
+		return s.WriteFile(c.state.path)
 	}
 	return nil
+}
+
+// sameFile reports whether two paths name one file (or would).
+func sameFile(a, b string) bool {
+	a, _ = filepath.Abs(a)
+	b, _ = filepath.Abs(b)
+	if a == b {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // version is --version, else the CI's commit.

@@ -43,7 +43,12 @@ func createStateFile(path string) (*stateFile, error) {
 		sf.close()
 		return nil, usagef("--state %s: %v", path, err)
 	}
-	if s, err := watch.DecodeState(data); err == nil && !s.Report.Verdict.Ended() {
+	s, err := watch.DecodeState(data)
+	switch {
+	case err != nil:
+		sf.close()
+		return nil, usagef("--state %s holds something this deploywatch cannot read (%v): it may be a watch in progress; remove the file to start anew", path, err)
+	case !s.Report.Verdict.Ended():
 		sf.close()
 		return nil, usagef("--state %s holds a watch in progress (%s %s, %s phase): resume it with 'deploywatch watch --resume %s', or remove the file to start anew",
 			path, s.Report.Deploy.Service, s.Report.Deploy.Version, lastPhase(s), path)
@@ -81,7 +86,16 @@ func openStateFile(path string) (*stateFile, *watch.State, error) {
 }
 
 // lockState takes the lock of the state file at path, without waiting.
+// The lock is a file beside it (FILE.lock), found through symbolic links
+// so that two names of one state share one lock; it stays after use, as
+// removing it could let two processes lock two files.
 func lockState(path string) (*stateFile, error) {
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path))
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	lockPath := path + ".lock"
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -475,6 +475,8 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 		bad(at("name"), "%q: use lower-case letters, digits and _", ch.Name)
 	case names[ch.Name]:
 		bad(at("name"), "%q is used by another check", ch.Name)
+	case ch.Name == "pods":
+		bad(at("name"), `"pods" is the name of the platform's health check: choose another`)
 	}
 	names[ch.Name] = true
 

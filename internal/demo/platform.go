@@ -17,6 +17,7 @@ type Platform struct {
 var (
 	_ watch.Platform         = (*Platform)(nil)
 	_ watch.RollbackFinisher = (*Platform)(nil)
+	_ watch.VersionReader    = (*Platform)(nil)
 )
 
 // NewPlatform returns a platform that knows the given releases.
@@ -30,6 +31,11 @@ func NewPlatform(svc *Service, releases ...Release) *Platform {
 
 // Current returns the running version.
 func (p *Platform) Current(context.Context, watch.Deploy, bool) (string, error) {
+	return p.svc.Running().Version, nil
+}
+
+// Running returns the running version.
+func (p *Platform) Running(context.Context, watch.Deploy) (string, error) {
 	return p.svc.Running().Version, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -72,7 +73,45 @@ type logCount struct {
 	err     error
 }
 
-var _ watch.Checklist = (*Checklist)(nil)
+var _ watch.ResumableChecklist = (*Checklist)(nil)
+
+// savedState is what Before measured, kept with the watch: after the
+// deploy the logs of the window before it may be gone with the old pods.
+type savedState struct {
+	Matches int            `json:"matches"`
+	Window  watch.Duration `json:"window"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// SaveState returns what Before measured (null before it ran).
+func (c *Checklist) SaveState() (json.RawMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.before == nil {
+		return nil, nil
+	}
+	st := savedState{Matches: c.before.matches, Window: watch.Duration(c.before.window)}
+	if c.before.err != nil {
+		st.Error = c.before.err.Error()
+	}
+	return json.Marshal(st)
+}
+
+// RestoreState takes back what a previous process's Before measured.
+func (c *Checklist) RestoreState(saved json.RawMessage) error {
+	var st savedState
+	if err := json.Unmarshal(saved, &st); err != nil {
+		return err
+	}
+	lc := &logCount{matches: st.Matches, window: time.Duration(st.Window)}
+	if st.Error != "" {
+		lc.err = errors.New(st.Error)
+	}
+	c.mu.Lock()
+	c.before = lc
+	c.mu.Unlock()
+	return nil
+}
 
 // Option tunes a Checklist.
 type Option func(*Checklist)

@@ -31,23 +31,45 @@ func (w *run) monitor(ctx context.Context) (ended, error) {
 	if !w.lastTick.IsZero() {
 		next = w.lastTick.Add(interval)
 	}
+	from := w.measurableFrom()
 	if missed := w.clock.Now().Sub(next); w.resuming && missed > interval && next.Before(end) {
-		w.note("measuring the %s missed while no one watched from the metric source's history", config.FormatDuration(missed.Round(time.Second)))
+		if from.After(next) {
+			w.note("the metric source keeps no history from before this process (it began collecting at %s): the %s missed are not measured",
+				from.Format(time.TimeOnly), config.FormatDuration(missed.Round(time.Second)))
+		} else {
+			w.note("measuring the %s missed while no one watched from the metric source's history", config.FormatDuration(missed.Round(time.Second)))
+		}
 	}
 	for ; !next.After(end); next = next.Add(interval) {
 		if err := w.sleepUntil(ctx, next); err != nil {
 			return ended{}, err
 		}
+		if next.Before(from) {
+			w.lastTick = next
+			continue
+		}
 		if err := w.tick(ctx, next); err != nil {
 			return ended{}, err
 		}
 		w.lastTick = next
-		w.save()
+		_ = w.save()
 	}
 	if len(w.checks) == 0 {
 		return passed("the pods stayed healthy for %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
 	}
 	return passed("no check failed in %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
+}
+
+// measurableFrom is the earliest time the source can measure: a source
+// without history (the embedded engine) began collecting with this
+// process, so a resumed watch cannot measure the ticks before it, nor the
+// first window after it (which would read as no traffic).
+func (w *run) measurableFrom() time.Time {
+	hc, ok := w.source.(HistoryCollector)
+	if !ok {
+		return time.Time{}
+	}
+	return hc.CollectingSince().Add(w.window)
 }
 
 // tick measures every check once, as of at, and applies the limits.

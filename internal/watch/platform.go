@@ -51,6 +51,23 @@ type Resumable interface {
 	RestoreState(ctx context.Context, d Deploy, saved json.RawMessage) error
 }
 
+// VersionReader is a platform that can say which version runs now,
+// without pinning anything: a resumed watch asks it whether a deploy that
+// had begun changed anything.
+type VersionReader interface {
+	// Running returns the version running now, as Current names versions,
+	// or "" if it cannot tell.
+	Running(ctx context.Context, d Deploy) (string, error)
+}
+
+// SaveRequester is a platform whose own record changes in the middle of
+// a call, such as the process group of a rollback hook it just started:
+// it calls save, in the calling goroutine, so that the watch's state
+// records it before the call returns.
+type SaveRequester interface {
+	RequestSaves(save func())
+}
+
 // RollbackFinisher is a platform that can finish a rollback that was under
 // way when deploywatch stopped, without ever undoing twice.
 type RollbackFinisher interface {
@@ -83,6 +100,14 @@ type Health struct {
 // values that describe the version before the deploy.
 type QueryVarser interface {
 	QueryVars(ctx context.Context, d Deploy, baseline bool) map[string]string
+}
+
+// ResumableChecklist is a checklist that keeps what Before measured in the
+// watch's state: after the deploy it could not be measured again.
+type ResumableChecklist interface {
+	Checklist
+	SaveState() (json.RawMessage, error)
+	RestoreState(saved json.RawMessage) error
 }
 
 // Checklist is the post-deploy checklist run in the Verify phase

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
+	"github.com/deploywatch/deploywatch/internal/metrics"
 )
 
 // world is what lives outside deploywatch during a watch: the service and
@@ -157,16 +160,18 @@ func TestResumeFromEveryKillPoint(t *testing.T) {
 					t.Fatalf("kill point %d: resume: %v", at, err)
 				}
 				where := fmt.Sprintf("killed at point %d (in %s)", at, lastPhase(st))
-				sameOutcome(t, where, got, want)
 				deploys, rollbacks := w.fake.counts()
-				wantDeploys := map[bool]int{true: 1, false: 0}[kc.run]
 				if st.DeployBegan && deploysBefore == 0 {
 					// Killed between saving "the deploy began" and starting
-					// it: nothing can tell a hook that never started from
-					// one that runs on, so it is never started again.
-					wantDeploys = 0
+					// it: the command is never started again, and since the
+					// old version still runs, it is not judged as the new.
+					if deploys != 0 || rollbacks != 0 || got.Verdict != Inconclusive || !strings.Contains(got.Reason, "v1, the version before it, still runs") {
+						t.Errorf("%s: %d deploys, %d rollbacks, %s (%s); want nothing done and inconclusive", where, deploys, rollbacks, got.Verdict, got.Reason)
+					}
+					continue
 				}
-				if deploys != wantDeploys {
+				sameOutcome(t, where, got, want)
+				if wantDeploys := map[bool]int{true: 1, false: 0}[kc.run]; deploys != wantDeploys {
 					t.Errorf("%s: the deploy ran %d times, want %d", where, deploys, wantDeploys)
 				}
 				if rollbacks != refRollbacks {
@@ -410,5 +415,120 @@ func TestResumeRefusesAnotherWatch(t *testing.T) {
 	}
 	if d, _ := w.fake.counts(); d != 1 {
 		t.Fatalf("%d deploys: a refused resume must do nothing", d)
+	}
+}
+
+// A state that cannot be saved before the deploy stops the deploy: after a
+// crash, nothing could tell that it had begun.
+func TestNoDeployWithoutASavedState(t *testing.T) {
+	kc := killCase{before: good, after: good, run: true}
+	w := kc.world()
+	saves := 0
+	eng := New(loadSpec(t, ""), w.src, w.plat, WithClock(w.clock), WithCheckpoint(CheckpointFunc(func(s *State) error {
+		saves++
+		if s.DeployBegan {
+			return errors.New("no space left on device")
+		}
+		return nil
+	})))
+	rep := eng.Run(context.Background(), kc.request())
+	if d, _ := w.fake.counts(); d != 0 || rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "no space left on device") || !strings.Contains(rep.Reason, "nothing was deployed") {
+		t.Fatalf("%d deploys, %s: %s", d, rep.Verdict, rep.Reason)
+	}
+}
+
+// A deploy command stopped by Ctrl-C is not judged when the watch is
+// resumed: it may have done half of its work.
+func TestInterruptedDeployIsNotJudged(t *testing.T) {
+	kc := killCase{before: good, after: good, run: true}
+	w := kc.world()
+	var saved []byte
+	ctx, cancel := context.WithCancel(context.Background())
+	w.fake.deployErr = errors.New("deploy hook: signal: terminated")
+	eng := New(loadSpec(t, ""), w.src, &cancelOnDeploy{w.fake, cancel}, WithClock(w.clock), WithCheckpoint(CheckpointFunc(func(s *State) error {
+		b, err := s.Encode()
+		saved = b
+		return err
+	})))
+	if rep := eng.Run(ctx, kc.request()); rep.Verdict != Inconclusive {
+		t.Fatalf("interrupted: %s", rep.Verdict)
+	}
+	st, err := DecodeState(saved)
+	if err != nil || !st.DeployInterrupted {
+		t.Fatalf("the saved state: %v, interrupted %v", err, st != nil && st.DeployInterrupted)
+	}
+	w.fake.deployErr = nil
+	rep, err := New(loadSpec(t, ""), w.src, w.plat, WithClock(w.clock)).Resume(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, r := w.fake.counts(); d != 1 || r != 0 || rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "stopped before it finished") {
+		t.Fatalf("%d deploys, %d rollbacks, %s: %s", d, r, rep.Verdict, rep.Reason)
+	}
+}
+
+// cancelOnDeploy stops the watch while the deploy command runs.
+type cancelOnDeploy struct {
+	*fakePlatform
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnDeploy) Deploy(ctx context.Context, d Deploy) error {
+	c.cancel()
+	return c.fakePlatform.Deploy(ctx, d)
+}
+
+// historyless is a source, like the embedded engine, that knows nothing
+// from before it began collecting.
+type historyless struct {
+	*sim
+	since time.Time
+}
+
+func (h historyless) CollectingSince() time.Time { return h.since }
+
+func (h historyless) Query(ctx context.Context, expr string, at time.Time) (metrics.Vector, error) {
+	if at.Before(h.since) {
+		return metrics.Vector{}, nil
+	}
+	return h.sim.Query(ctx, expr, at)
+}
+
+// A watch on a source without history (the embedded engine), resumed by a
+// process that began collecting late, does not take the time it cannot see
+// for silence: a healthy deploy stays stable.
+func TestResumeOnASourceWithoutHistory(t *testing.T) {
+	kc := killCase{before: good, after: good, run: true}
+	w := kc.world()
+	var saved []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kc.engine(t, w, &killer{at: 25}, &saved).Run(context.Background(), kc.request())
+	}()
+	<-done
+	st, err := DecodeState(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastPhase(st) != PhaseMonitor {
+		t.Fatalf("killed in %s, want the monitor", lastPhase(st))
+	}
+	w.clock.advance(10 * time.Second)
+	src := historyless{sim: w.src, since: w.clock.Now()}
+	var notes []string
+	rep, err := New(loadSpec(t, ""), src, w.plat, WithClock(w.clock), WithObserver(ObserverFunc(func(e Event) {
+		if e.Kind == event.Note {
+			notes = append(notes, e.Message)
+		}
+	}))).Resume(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != Stable {
+		t.Fatalf("%s: %s", rep.Verdict, rep.Reason)
+	}
+	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "keeps no history from before this process") }) {
+		t.Errorf("notes %q do not say what could not be measured", notes)
 	}
 }

@@ -59,22 +59,47 @@ func (w *run) rollout(ctx context.Context) (ended, error) {
 
 // runDeploy starts the deploy, once: the state says it began before the
 // command runs, so a watch resumed after a crash never runs it again and
-// follows what the platform reports instead.
+// follows what the platform reports instead. If the state cannot say so,
+// nothing is deployed.
 func (w *run) runDeploy(ctx context.Context) error {
 	switch {
 	case !w.req.RunDeploy:
 		return nil
+	case w.deployInterrupted:
+		return &inconclusive{reason: "the deploy command was stopped before it finished; it is not run again, and a half-made deploy is not judged: nothing was rolled back"}
 	case w.deployBegan:
-		w.note("the deploy command had been started before the watch was interrupted; it is not run again: following the rollout as the platform reports it")
-		return nil
+		return w.deployResumed(ctx)
 	}
 	w.deployBegan = true
-	w.save()
+	if err := w.save(); err != nil {
+		w.deployBegan = false
+		return &inconclusive{reason: fmt.Sprintf("the watch's state could not be saved before deploying (%v), so the deploy could not be taken up after a crash: nothing was deployed", err)}
+	}
 	if err := w.platform.Deploy(ctx, w.deploy); err != nil {
 		if ctx.Err() != nil {
+			w.deployInterrupted = true
+			_ = w.save()
 			return errStopped
 		}
 		return &failure{reason: "the deploy command failed: " + err.Error()}
 	}
+	return nil
+}
+
+// deployResumed follows a deploy whose command had begun before the watch
+// was interrupted, without running it again. If the platform can tell that
+// the version recorded at Start still runs, the command never changed
+// anything (or not yet): judging would judge the old version.
+func (w *run) deployResumed(ctx context.Context) error {
+	if vr, ok := w.platform.(VersionReader); ok && w.deploy.PreviousVersion != "" {
+		pctx, cancel := w.platformContext(ctx)
+		running, err := vr.Running(pctx, w.deploy)
+		cancel()
+		if err == nil && running == w.deploy.PreviousVersion {
+			return &inconclusive{reason: fmt.Sprintf("the deploy command had begun when the watch was interrupted, and %s, the version before it, still runs: it is not run again, and the old version is not judged as the new one",
+				running)}
+		}
+	}
+	w.note("the deploy command had been started before the watch was interrupted; it is not run again: following the rollout as the platform reports it")
 	return nil
 }

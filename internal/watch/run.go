@@ -22,8 +22,10 @@ type run struct {
 	resuming bool
 
 	// deployBegan is set, and saved, just before the deploy command runs:
-	// a resumed watch never runs it again.
-	deployBegan bool
+	// a resumed watch never runs it again. deployInterrupted is set when
+	// the command was stopped (Ctrl-C) before it finished.
+	deployBegan       bool
+	deployInterrupted bool
 	// rolledOutAtOnce is set when the first look found the rollout done.
 	rolledOutAtOnce bool
 
@@ -74,7 +76,16 @@ func (e *Engine) newRun(req Request) *run {
 	for _, s := range e.spec.Skipped {
 		w.report.Skipped = append(w.report.Skipped, SkippedCheck(s))
 	}
+	w.requestSaves()
 	return w
+}
+
+// requestSaves lets the platform save the watch's state in the middle of
+// a call that changes its own record.
+func (w *run) requestSaves() {
+	if sr, ok := w.platform.(SaveRequester); ok {
+		sr.RequestSaves(func() { _ = w.save() })
+	}
 }
 
 // results copies every check's standing: the pods first, then the metric
@@ -92,15 +103,18 @@ func (w *run) results() []*CheckResult {
 	return out
 }
 
-// save gives the checkpointer the watch's state.
-func (w *run) save() {
+// save gives the checkpointer the watch's state. A failure is said once;
+// the caller decides whether it may go on (see runDeploy).
+func (w *run) save() error {
 	if w.checkpoint == nil {
-		return
+		return nil
 	}
-	if err := w.checkpoint.Checkpoint(w.state()); err != nil && !w.saveFailed {
+	err := w.checkpoint.Checkpoint(w.state())
+	if err != nil && !w.saveFailed {
 		w.saveFailed = true
 		w.note("could not save the watch's state (%v): it goes on, but could not be resumed from here", err)
 	}
+	return err
 }
 
 // queryContext bounds one round of metric queries.

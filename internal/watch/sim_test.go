@@ -231,7 +231,14 @@ type fakePlatform struct {
 var (
 	_ Platform         = (*fakePlatform)(nil)
 	_ RollbackFinisher = (*fakePlatform)(nil)
+	_ VersionReader    = (*fakePlatform)(nil)
 )
+
+func (p *fakePlatform) Running(context.Context, Deploy) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running, nil
+}
 
 func (p *fakePlatform) Current(_ context.Context, d Deploy, begun bool) (string, error) {
 	p.mu.Lock()

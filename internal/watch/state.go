@@ -34,11 +34,16 @@ type State struct {
 	Request StateRequest `json:"request"`
 	// Began is when the watch began; elapsed times count from it.
 	Began time.Time `json:"began"`
-	// DeployBegan is set just before the deploy command runs.
-	DeployBegan     bool `json:"deploy_began,omitempty"`
-	RolledOutAtOnce bool `json:"rolled_out_at_once,omitempty"`
+	// DeployBegan is set just before the deploy command runs;
+	// DeployInterrupted when it was stopped before it finished.
+	DeployBegan       bool `json:"deploy_began,omitempty"`
+	DeployInterrupted bool `json:"deploy_interrupted,omitempty"`
+	RolledOutAtOnce   bool `json:"rolled_out_at_once,omitempty"`
 	// Platform is the platform's own record, e.g. the pinned revision.
 	Platform json.RawMessage `json:"platform,omitempty"`
+	// Checklist is what the checklist measured before the deploy (the
+	// error lines in the logs).
+	Checklist json.RawMessage `json:"checklist,omitempty"`
 	// ScrapeInterval, Window and History are what Start measured.
 	ScrapeInterval Duration `json:"scrape_interval,omitempty"`
 	Window         Duration `json:"window,omitempty"`
@@ -185,6 +190,9 @@ func (s *State) validate() error {
 	if last.Name == PhaseRollback && (r.Rollback == nil || r.Rollback.At == nil) && r.Verdict == InProgress && last.EndedAt == nil {
 		return errors.New("its rollback phase has no rollback record")
 	}
+	if (last.Outcome == OutcomeFailed || last.Outcome == OutcomeInconclusive) && s.Decision == nil && r.Verdict == InProgress {
+		return fmt.Errorf("its %s phase ended %s with no decision to carry out", last.Name, last.Outcome)
+	}
 	if d := s.Decision; d != nil && d.Verdict != Failed && d.Verdict != Inconclusive {
 		return fmt.Errorf("decision with verdict %q", d.Verdict)
 	}
@@ -230,7 +238,7 @@ func (w *run) state() *State {
 		StateVersion: StateVersion, SavedAt: w.clock.Now(), Origin: w.req.Origin,
 		Request:     StateRequest{Version: w.req.Version, RunDeploy: w.req.RunDeploy, TriggeredBy: w.req.TriggeredBy},
 		Began:       w.began,
-		DeployBegan: w.deployBegan, RolledOutAtOnce: w.rolledOutAtOnce,
+		DeployBegan: w.deployBegan, DeployInterrupted: w.deployInterrupted, RolledOutAtOnce: w.rolledOutAtOnce,
 		ScrapeInterval: Duration(w.scrape), Window: Duration(w.window), History: Duration(w.history),
 		JudgeFrom: w.judgeFrom, LastTick: w.lastTick,
 		Decision: w.decision,
@@ -241,6 +249,11 @@ func (w *run) state() *State {
 			s.Platform = raw
 		} else {
 			w.log.Warn("the platform's state could not be saved", "err", err)
+		}
+	}
+	if rc, ok := w.checklist.(ResumableChecklist); ok {
+		if raw, err := rc.SaveState(); err == nil {
+			s.Checklist = raw
 		}
 	}
 	for _, c := range w.checks {
@@ -294,14 +307,33 @@ func numOr(p *float64) float64 {
 // Resume takes up a watch from its saved state and follows it to its
 // verdict, as Run would have. A watch that had already ended is returned
 // as it was, and nothing is done. A state that is not a watch of this
-// engine's spec is refused with ErrStateMismatch before anything is done.
-func (e *Engine) Resume(ctx context.Context, s *State) (*Report, error) {
-	if s.Report.Verdict.Ended() {
-		return s.Report, nil
+// engine's spec (ErrStateMismatch), or whose records cannot be taken back
+// (ErrStateCorrupt), is refused before anything is done or announced.
+func (e *Engine) Resume(ctx context.Context, saved *State) (*Report, error) {
+	if saved.Report.Verdict.Ended() {
+		return saved.Report, nil
+	}
+	s, err := clone(saved)
+	if err != nil {
+		return nil, err
 	}
 	w, err := e.restore(s)
 	if err != nil {
 		return nil, err
+	}
+	var platformErr error
+	if rs, ok := w.platform.(Resumable); ok && len(s.Platform) > 0 {
+		pctx, cancel := w.platformContext(ctx)
+		platformErr = rs.RestoreState(pctx, w.deploy, s.Platform)
+		cancel()
+		if errors.Is(platformErr, ErrStateCorrupt) {
+			return nil, platformErr
+		}
+	}
+	if rc, ok := w.checklist.(ResumableChecklist); ok && len(s.Checklist) > 0 {
+		if err := rc.RestoreState(s.Checklist); err != nil {
+			return nil, fmt.Errorf("%w: the checklist's record: %v", ErrStateCorrupt, err)
+		}
 	}
 	now := w.clock.Now()
 	w.report.Resumes = append(w.report.Resumes, now)
@@ -309,16 +341,8 @@ func (e *Engine) Resume(ctx context.Context, s *State) (*Report, error) {
 	w.emit(Event{Kind: event.Resumed, Deploy: &w.deploy,
 		Message: fmt.Sprintf("resuming the watch of %s %s in its %s phase (saved %s ago)",
 			w.deploy.Service, orUnknown(w.deploy.Version), last.Name, config.FormatDuration(now.Sub(s.SavedAt).Round(time.Second)))})
-	if rs, ok := w.platform.(Resumable); ok && len(s.Platform) > 0 {
-		pctx, cancel := w.platformContext(ctx)
-		err := rs.RestoreState(pctx, w.deploy, s.Platform)
-		cancel()
-		if err != nil {
-			w.note("the platform could not take up its record of the watch: %v", err)
-		}
-	}
-	if w.checklist != nil && last.Name != PhaseStart {
-		w.checklist.Before(ctx, w.deploy)
+	if platformErr != nil {
+		w.note("the platform could not take up all of its record of the watch: %v", platformErr)
 	}
 	if w.decision != nil {
 		return w.carryOut(ctx), nil
@@ -330,6 +354,19 @@ func (e *Engine) Resume(ctx context.Context, s *State) (*Report, error) {
 	return w.walk(ctx, from), nil
 }
 
+// clone copies a state, so that resuming it leaves the caller's alone.
+func clone(s *State) (*State, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
+	}
+	var cp State
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
+	}
+	return &cp, nil
+}
+
 // restore rebuilds a run from a state.
 func (e *Engine) restore(s *State) (*run, error) {
 	if s.Report.Deploy.Service != e.spec.Service {
@@ -339,12 +376,13 @@ func (e *Engine) restore(s *State) (*run, error) {
 	w := &run{
 		Engine: e, began: s.Began, report: &rep, deploy: rep.Deploy,
 		req:         Request{Version: s.Request.Version, RunDeploy: s.Request.RunDeploy, TriggeredBy: s.Request.TriggeredBy, StartedAt: rep.Deploy.StartedAt, Origin: s.Origin},
-		deployBegan: s.DeployBegan, rolledOutAtOnce: s.RolledOutAtOnce,
+		deployBegan: s.DeployBegan, deployInterrupted: s.DeployInterrupted, rolledOutAtOnce: s.RolledOutAtOnce,
 		scrape: time.Duration(s.ScrapeInterval), window: time.Duration(s.Window), history: time.Duration(s.History),
 		judgeFrom: s.JudgeFrom, lastTick: s.LastTick, decision: s.Decision,
 	}
 	w.current = rep.Phases[len(rep.Phases)-1]
 	w.resuming = w.current.EndedAt == nil
+	w.requestSaves()
 	if rep.Deliveries == nil {
 		rep.Deliveries = []Delivery{}
 	}

@@ -132,7 +132,7 @@ func (w *run) beginPhase(name string) {
 	w.report.Phases = append(w.report.Phases, p)
 	w.current = p
 	w.emit(Event{Kind: event.PhaseStarted})
-	w.save()
+	_ = w.save()
 }
 
 // endPhase closes the current phase's record, announces it and saves the
@@ -146,7 +146,7 @@ func (w *run) endPhase(o Outcome, reason string) {
 	p.EndedAt, p.Outcome, p.Reason = &now, o, reason
 	w.resuming = false
 	w.emit(Event{Kind: event.PhaseEnded, Outcome: o, Message: reason})
-	w.save()
+	_ = w.save()
 }
 
 // resumingPhase reports whether the phase name was under way when the
@@ -157,7 +157,7 @@ func (w *run) resumingPhase(name string) bool {
 
 func (w *run) finish(v Verdict, reason string) *Report {
 	r := w.finishWithoutSaving(v, reason)
-	w.save()
+	_ = w.save()
 	return r
 }
 

@@ -9,8 +9,8 @@ import (
 
 // verify runs the post-deploy checklist (metrics flowing, readiness,
 // version, smoke tests, logs). A failed item fails the deploy with the
-// item as the reason. A resumed verify runs the whole checklist again:
-// its items only read.
+// item as the reason. A resumed verify runs the whole checklist again
+// (its items check; a smoke suite that writes must bear being run twice).
 func (w *run) verify(ctx context.Context) (ended, error) {
 	if err := w.watchHealth(ctx); err != nil {
 		return ended{}, err

@@ -23,8 +23,9 @@ func (w *run) warmup(ctx context.Context) (ended, error) {
 	if err := w.watchHealth(ctx); err != nil {
 		return ended{}, err
 	}
-	// A watch that found its warm-up already over begins counting when it
-	// got here, not from a past that may hold the rollout's mixed traffic.
+	// A watch that found its warm-up already over begins counting at the
+	// warm-up phase's start, not from a past that may hold the rollout's
+	// mixed traffic.
 	w.judgeFrom = maxTime(end, w.current.StartedAt)
 	return passed("no hard failures in the %s warm-up", config.FormatDuration(w.spec.Phases.Warmup)), nil
 }

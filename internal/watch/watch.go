@@ -94,8 +94,10 @@ type Request struct {
 type Checkpointer interface {
 	// Checkpoint keeps s. It is called at every phase change, after every
 	// monitor tick, before the deploy command runs and before a rollback
-	// begins. A failure is announced once as a note and the watch goes on:
-	// judging the deploy matters more than being resumable.
+	// begins. A failure is announced once as a note and the watch goes on
+	// (judging the deploy, and rolling a bad one back, matter more than
+	// being resumable), except before the deploy command: a deploy that a
+	// crash would leave unknown is not started.
 	Checkpoint(s *State) error
 }
 

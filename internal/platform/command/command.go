@@ -7,6 +7,7 @@ package command
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,11 +34,21 @@ type Target struct {
 	// DeployArgv, when set, is run instead of the deploy hook (run's
 	// arguments after --), without a shell.
 	DeployArgv []string
+
+	mu sync.Mutex
+	// rollbackGroup is the process group of the rollback hook while it
+	// runs (or of one a previous process started), saved with the watch:
+	// a hook outlives the deploywatch that started it.
+	rollbackGroup int
+	save          func()
 }
 
 var (
 	_ watch.Platform         = (*Target)(nil)
 	_ watch.RollbackFinisher = (*Target)(nil)
+	_ watch.VersionReader    = (*Target)(nil)
+	_ watch.Resumable        = (*Target)(nil)
+	_ watch.SaveRequester    = (*Target)(nil)
 )
 
 // New returns a Target. output receives hook output lines; dir is the
@@ -106,11 +117,61 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	return watch.RollbackOutcome{}, err
 }
 
+// Running runs the current hook; "" without one.
+func (t *Target) Running(ctx context.Context, d watch.Deploy) (string, error) {
+	return t.Current(ctx, d, false)
+}
+
+// savedState is the target's record of a watch: the rollback hook's
+// process group while it runs.
+type savedState struct {
+	RollbackGroup int `json:"rollback_group,omitempty"`
+}
+
+// SaveState returns the running rollback hook's process group, if any.
+func (t *Target) SaveState() (json.RawMessage, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return json.Marshal(savedState{RollbackGroup: t.rollbackGroup})
+}
+
+// RestoreState takes up the record of a previous process.
+func (t *Target) RestoreState(_ context.Context, _ watch.Deploy, saved json.RawMessage) error {
+	var st savedState
+	if err := json.Unmarshal(saved, &st); err != nil {
+		return fmt.Errorf("%w: the saved hooks record: %v", watch.ErrStateCorrupt, err)
+	}
+	t.mu.Lock()
+	t.rollbackGroup = st.RollbackGroup
+	t.mu.Unlock()
+	return nil
+}
+
+// RequestSaves takes the engine's save, called once a rollback hook has
+// started so that its process group is in the state.
+func (t *Target) RequestSaves(save func()) {
+	t.mu.Lock()
+	t.save = save
+	t.mu.Unlock()
+}
+
 // FinishRollback finishes a rollback that was under way when deploywatch
-// stopped. The current hook tells whether the version recorded at Start
-// already runs; then nothing is done. Without a current hook nothing can
-// tell, and the rollback hook is not run a second time.
+// stopped. A rollback hook outlives the process that started it: while
+// its process group still runs, it is waited for (within the rollback
+// timeout). Then the current hook tells whether the version recorded at
+// Start runs: if so nothing is done; if not, the hook that ran is over
+// (it failed or was killed with its job), and the rollback is run to the
+// end. Without a current hook nothing can tell, and the hook is not run a
+// second time.
 func (t *Target) FinishRollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
+	t.mu.Lock()
+	group := t.rollbackGroup
+	t.mu.Unlock()
+	if group > 0 {
+		if err := t.waitGroup(ctx, group); err != nil {
+			return watch.RollbackOutcome{}, err
+		}
+	}
 	if t.cfg.Current == "" {
 		return watch.RollbackOutcome{}, errors.New("deploywatch stopped while the rollback hook ran, and without a current hook (target.command.current) it cannot tell whether the rollback finished: it is not run twice; check the service by hand")
 	}
@@ -123,9 +184,27 @@ func (t *Target) FinishRollback(ctx context.Context, d watch.Deploy) (watch.Roll
 	}
 	out, err := t.Rollback(ctx, d)
 	if err == nil {
-		out.Note = fmt.Sprintf("%s ran when the watch was taken up again, so the rollback hook ran to the end", orNone(running))
+		out.Note = fmt.Sprintf("%s ran when the watch was taken up again and no rollback hook was running, so it was run to the end", orNone(running))
 	}
 	return out, err
+}
+
+// waitGroup waits, within the rollback timeout, until no process of the
+// group runs.
+func (t *Target) waitGroup(ctx context.Context, group int) error {
+	limit := t.cfg.Timeouts.Rollback.D()
+	deadline := time.Now().Add(limit)
+	for syscall.Kill(-group, 0) == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the rollback hook a previous deploywatch started (process group %d) still runs after %s: it is not run twice", group, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func orNone(s string) string {
@@ -201,6 +280,10 @@ func (t *Target) run(ctx context.Context, hook string, argv []string, timeout ti
 	if err := cmd.Start(); err != nil {
 		return "", &HookError{Hook: hook, ExitCode: -1, Err: err}
 	}
+	if hook == "rollback" {
+		t.rolling(cmd.Process.Pid)
+		defer t.rolling(0)
+	}
 	var (
 		wg   sync.WaitGroup
 		tail tailBuffer
@@ -248,6 +331,18 @@ func (t *Target) run(ctx context.Context, hook string, argv []string, timeout ti
 		return out, &HookError{Hook: hook, ExitCode: -1, Err: err, Tail: out}
 	}
 	return out, nil
+}
+
+// rolling records the rollback hook's process group (0: none) and, once it
+// has started, has the watch's state say so.
+func (t *Target) rolling(group int) {
+	t.mu.Lock()
+	t.rollbackGroup = group
+	save := t.save
+	t.mu.Unlock()
+	if group > 0 && save != nil {
+		save()
+	}
 }
 
 // tailBuffer keeps the last lines a hook printed.

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -168,5 +169,42 @@ func TestMissingHooks(t *testing.T) {
 	}
 	if p, err := tg.Progress(context.Background(), d); err != nil || !p.Done {
 		t.Errorf("progress without a status hook: %+v %v", p, err)
+	}
+}
+
+// A rollback hook outlives the deploywatch that started it: a resumed
+// watch waits for its process group, then finds the version it restored
+// and does not run it a second time.
+func TestFinishRollbackWaitsForTheHookStillRunning(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "running")
+	if err := os.WriteFile(state, []byte("v2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.CommandTarget{
+		Rollback: "echo x >> " + dir + "/rollbacks; sleep 1; echo v1 > " + state,
+		Current:  "cat " + state,
+	}
+	first, _ := target(t, cfg)
+	saved := make(chan json.RawMessage, 1)
+	first.RequestSaves(func() {
+		raw, _ := first.SaveState()
+		saved <- raw
+	})
+	go func() { _, _ = first.Rollback(context.Background(), d) }()
+	raw := <-saved // the hook has started: "deploywatch dies" here
+	second, _ := target(t, cfg)
+	if err := second.RestoreState(context.Background(), d, raw); err != nil {
+		t.Fatal(err)
+	}
+	out, err := second.FinishRollback(context.Background(), d)
+	if err != nil || !strings.Contains(out.Note, "v1 already runs") {
+		t.Fatalf("%+v, %v", out, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "rollbacks")); strings.Count(string(b), "x") != 1 {
+		t.Fatalf("the rollback hook ran %d times", strings.Count(string(b), "x"))
+	}
+	if err := second.RestoreState(context.Background(), d, []byte("{")); !errors.Is(err, watch.ErrStateCorrupt) {
+		t.Fatalf("a corrupt record: %v", err)
 	}
 }

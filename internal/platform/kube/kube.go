@@ -97,6 +97,7 @@ var (
 	_ watch.QueryVarser      = (*Target)(nil)
 	_ watch.Resumable        = (*Target)(nil)
 	_ watch.RollbackFinisher = (*Target)(nil)
+	_ watch.VersionReader    = (*Target)(nil)
 )
 
 // New connects to the cluster and starts watching the namespace's
@@ -236,22 +237,47 @@ func (t *Target) SaveState() (json.RawMessage, error) {
 func (t *Target) RestoreState(ctx context.Context, d watch.Deploy, saved json.RawMessage) error {
 	var st savedState
 	if err := json.Unmarshal(saved, &st); err != nil {
-		return fmt.Errorf("the saved Kubernetes record: %w", err)
-	}
-	var pinned *revision
-	if st.PinnedUID != "" {
-		s, err := t.w.look(ctx, true)
-		if err != nil {
-			return err
-		}
-		if pinned = s.byUID(st.PinnedUID); pinned == nil {
-			return fmt.Errorf("the pinned revision %d (%s) no longer exists in %s: a rollback has nothing to return to", st.PinnedRevision, st.PinnedUID, t.what())
-		}
+		return fmt.Errorf("%w: the saved Kubernetes record: %v", watch.ErrStateCorrupt, err)
 	}
 	t.mu.Lock()
-	t.pinned, t.since, t.baseRestarts = pinned, st.Since, st.BaseRestarts
+	t.since, t.baseRestarts = st.Since, st.BaseRestarts
+	t.mu.Unlock()
+	if st.PinnedUID == "" {
+		return nil
+	}
+	var s *snapshot
+	var err error
+	for attempt := range 3 {
+		if s, err = t.w.look(ctx, true); err == nil || !transient(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("finding the pinned revision again: %w", err)
+	}
+	pinned := s.byUID(st.PinnedUID)
+	if pinned == nil {
+		return fmt.Errorf("the pinned revision %d (%s) no longer exists in %s: a rollback has nothing to return to", st.PinnedRevision, st.PinnedUID, t.what())
+	}
+	t.mu.Lock()
+	t.pinned = pinned
 	t.mu.Unlock()
 	return nil
+}
+
+// Running returns the number of the revision whose template the workload
+// has now, as Current names revisions; "" before the controller made it.
+func (t *Target) Running(ctx context.Context, d watch.Deploy) (string, error) {
+	s, err := t.w.look(ctx, false)
+	if err != nil || s.current == nil {
+		return "", err
+	}
+	return strconv.FormatInt(s.current.number, 10), nil
 }
 
 // Deploy runs the deploy command (run's arguments after --, else
