@@ -274,9 +274,11 @@ up() {
 		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
 		--service-account-private-key-file "$DIR/certs/sa.key" --root-ca-file "$DIR/certs/ca.crt" \
 		--use-service-account-credentials=false --controllers '*' \
-		--concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
+		--concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 \
+		--kube-api-qps 300 --kube-api-burst 600
 	start kube-scheduler "$DIR/logs/kube-scheduler.log" "$BIN/kube-scheduler" \
-		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
+		--kubeconfig "$DIR/kubeconfig" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
+		--kube-api-qps 300 --kube-api-burst 600
 	local stage files=()
 	for stage in "$CACHE"/stages/node/fast/*.yaml "$CACHE"/stages/node/heartbeat/*.yaml \
 		"$CACHE"/stages/pod/fast/*.yaml "$REPO"/test/kube/stages/*.yaml; do

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/store"
@@ -29,11 +30,14 @@ import (
 type controller struct {
 	s       *Server
 	watches *watches
-	// queue serialises reconciles per workload: informers call in any
-	// order, and a reconcile waits for a superseded watch to end.
-	mu     sync.Mutex
-	locks  map[string]*sync.Mutex
-	synced []cache.InformerSynced
+	// queue holds the workloads to reconcile; a key is never reconciled
+	// by two workers at once, and a failed reconcile is retried with
+	// backoff. pending holds each queued key's newest object and when its
+	// change was seen.
+	queue   workqueue.TypedRateLimitingInterface[string]
+	mu      sync.Mutex
+	pending map[string]change
+	synced  []cache.InformerSynced
 	// started is when the term began: a change older than this came while
 	// no leader watched.
 	started time.Time
@@ -44,8 +48,19 @@ type controller struct {
 	configErrors map[string]string
 }
 
+// change is a workload as last seen, and when its change was seen.
+type change struct {
+	wl   workload
+	seen time.Time
+}
+
+// workers is how many workloads are reconciled at once.
+const workers = 8
+
 func newController(s *Server) *controller {
-	return &controller{s: s, watches: newWatches(s), locks: map[string]*sync.Mutex{}, configErrors: map[string]string{}, started: time.Now()}
+	return &controller{s: s, watches: newWatches(s), pending: map[string]change{}, configErrors: map[string]string{}, started: time.Now(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deploywatch"})}
 }
 
 // run watches the workloads until ctx ends, then stops the watches (a
@@ -79,13 +94,51 @@ func (c *controller) run(ctx context.Context) error {
 	for _, f := range factories {
 		f.Start(stop)
 	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c.next(ctx) {
+			}
+		})
+	}
 	<-ctx.Done()
 	close(stop)
 	for _, f := range factories {
 		f.Shutdown()
 	}
+	c.queue.ShutDown()
+	wg.Wait()
 	c.watches.stopAll(errShutdown, stopTimeout)
 	return nil
+}
+
+// next reconciles one queued workload; false once the queue shuts down.
+func (c *controller) next(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	c.mu.Lock()
+	ch, ok := c.pending[key]
+	delete(c.pending, key)
+	c.mu.Unlock()
+	if !ok {
+		c.queue.Forget(key)
+		return true
+	}
+	if err := c.reconcile(ctx, ch.wl, ch.seen); err != nil && ctx.Err() == nil {
+		c.s.log.Error("reconciling a workload; retrying", "workload", ch.wl.String(), "err", err)
+		c.mu.Lock()
+		if _, newer := c.pending[key]; !newer {
+			c.pending[key] = ch
+		}
+		c.mu.Unlock()
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
 }
 
 // hasSynced reports whether the informers have their first lists.
@@ -129,8 +182,10 @@ func (c *controller) resumeInProgress(ctx context.Context) error {
 	return nil
 }
 
-// changed is the informers' callback.
+// changed is the informers' callback: it queues the workload if its
+// template (or its config's name) changed, or if it is new.
 func (c *controller) changed(ctx context.Context, oldObj, obj any) {
+	seen := time.Now()
 	wl, ok := workloadOf(obj)
 	if !ok || ctx.Err() != nil {
 		return
@@ -140,27 +195,16 @@ func (c *controller) changed(ctx context.Context, oldObj, obj any) {
 			return // scaling, labels, status: nothing to watch
 		}
 	}
-	lock := c.lock(wl.key())
-	lock.Lock()
-	defer lock.Unlock()
-	if err := c.reconcile(ctx, wl); err != nil {
-		c.s.log.Error("reconciling a workload", "workload", wl.String(), "err", err)
-	}
-}
-
-func (c *controller) lock(key string) *sync.Mutex {
+	key := wl.key()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	l := c.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		c.locks[key] = l
-	}
-	return l
+	c.pending[key] = change{wl: wl, seen: seen}
+	c.mu.Unlock()
+	c.queue.Add(key)
 }
 
-// reconcile decides what a workload's current template means.
-func (c *controller) reconcile(ctx context.Context, wl workload) error {
+// reconcile decides what a workload's current template means; seen is
+// when the change was seen, the start of a deploy it begins.
+func (c *controller) reconcile(ctx context.Context, wl workload, seen time.Time) error {
 	current := wl.templateHash()
 	if wl.ownRollback() {
 		return nil // deploywatch's own rollback, part of the watch that made it
@@ -178,7 +222,7 @@ func (c *controller) reconcile(ctx context.Context, wl workload) error {
 	if running != nil {
 		c.s.log.Info("a new change supersedes the watch under way", "workload", wl.String(), "deploy", running.id)
 		c.watches.supersede(running, fmt.Sprintf("generation %d (%s)", wl.generation, wl.version()))
-		return c.watches.start(ctx, newDeploy{wl: wl, cfg: cfg, startedAt: time.Now(), pinTemplate: running.pinTemplate})
+		return c.watches.start(ctx, newDeploy{wl: wl, cfg: cfg, startedAt: seen, pinTemplate: running.pinTemplate})
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	known, err := c.s.store.Workload(sctx, wl.meta.Namespace, wl.kind, wl.meta.Name)
@@ -200,7 +244,7 @@ func (c *controller) reconcile(ctx context.Context, wl workload) error {
 	case known.Template == "":
 		return c.remember(ctx, wl, current)
 	}
-	startedAt := time.Now()
+	startedAt := seen
 	if since := known.UpdatedAt; since.Before(c.started) {
 		// Perhaps changed while no leader watched: the change's own time.
 		startedAt = c.changedAt(ctx, wl, cfg, since)

@@ -174,36 +174,72 @@ func (ws *watches) abandon(ctx context.Context, d store.Deploy, why string) erro
 		PreviousVersion: d.PreviousVersion, EndedAt: &now, Report: d.Report, State: d.State})
 }
 
-// run builds the engine of a watch and runs it in the background.
+// run registers a watch and runs it in the background: its parts (the
+// metric source, the platform's informers, the sinks) are built there too,
+// so that a burst of deploys is not started one after the other.
 func (ws *watches) run(ctx context.Context, id string, o origin, cfg *config.Config,
 	follow func(*watch.Engine, context.Context) (*watch.Report, error)) error {
 	key := o.Namespace + "/" + o.Kind + "/" + o.Name
-	log := ws.s.log.With("deploy", id, "workload", key)
-	src, err := wire.Source(cfg, ws.s.env, log)
-	if err != nil {
-		return err
-	}
-	platform, err := wire.KubeTarget(ctx, cfg, wire.KubeOptions{REST: ws.s.rest}, func(hook, line string) {
-		log.Info("hook output", "hook", hook, "line", line)
-	}, nil)
-	if err != nil {
-		return err
-	}
-	if o.PinTemplate != "" {
-		platform.PinTemplate(o.PinTemplate)
-	}
-	disp, err := wire.Dispatcher(cfg, ws.s.env, nil)
-	if err != nil {
-		platform.Close()
-		return err
-	}
-	w := newWriter(ws.s.store, id, log, ws.s.metrics)
 	// A watch ends by its verdict, or when cancelled with a cause: a newer
 	// change (superseded) or this replica stopping (errShutdown). The term
 	// ending is not a cause of its own: stopAll says which it is.
 	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &running{id: id, namespace: o.Namespace, workload: o.Name, template: o.Template, pinTemplate: o.PinTemplate,
 		cancel: cancel, done: make(chan struct{})}
+	ws.mu.Lock()
+	if old := ws.running[key]; old != nil {
+		ws.mu.Unlock()
+		cancel(nil)
+		return fmt.Errorf("%s is already watched (deploy %s)", key, old.id)
+	}
+	ws.running[key] = r
+	ws.s.metrics.inProgress.Set(float64(len(ws.running)))
+	ws.mu.Unlock()
+	ws.wg.Add(1)
+	go func() {
+		defer ws.wg.Done()
+		defer close(r.done)
+		defer func() {
+			ws.mu.Lock()
+			delete(ws.running, key)
+			ws.s.metrics.inProgress.Set(float64(len(ws.running)))
+			ws.mu.Unlock()
+		}()
+		ws.follow(wctx, cancel, id, o, cfg, follow)
+	}()
+	return nil
+}
+
+// follow builds a watch's parts, runs it, and records how it ended.
+func (ws *watches) follow(wctx context.Context, cancel context.CancelCauseFunc, id string, o origin, cfg *config.Config,
+	follow func(*watch.Engine, context.Context) (*watch.Report, error)) {
+	log := ws.s.log.With("deploy", id, "workload", o.Namespace+"/"+o.Kind+"/"+o.Name)
+	defer cancel(nil)
+	src, err := wire.Source(cfg, ws.s.env, log)
+	if err != nil {
+		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
+		return
+	}
+	platform, err := wire.KubeTarget(wctx, cfg, wire.KubeOptions{REST: ws.s.rest}, func(hook, line string) {
+		log.Info("hook output", "hook", hook, "line", line)
+	}, nil)
+	if err != nil {
+		if errors.Is(context.Cause(wctx), errShutdown) {
+			return // left for the next leader
+		}
+		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
+		return
+	}
+	defer platform.Close()
+	if o.PinTemplate != "" {
+		platform.PinTemplate(o.PinTemplate)
+	}
+	disp, err := wire.Dispatcher(cfg, ws.s.env, nil)
+	if err != nil {
+		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
+		return
+	}
+	w := newWriter(ws.s.store, id, log, ws.s.metrics)
 	observer := watch.ObserverFunc(func(e watch.Event) {
 		if interrupted(e) && errors.Is(context.Cause(wctx), errShutdown) {
 			return // the watch goes on in another replica: no verdict
@@ -219,70 +255,43 @@ func (ws *watches) run(ctx context.Context, id string, o origin, cfg *config.Con
 	if cfg.Verify != nil || src != nil {
 		cl, err := verify.New(cfg, wire.ChecklistSources(src, platform), ws.s.env)
 		if err != nil {
-			platform.Close()
 			w.close(0)
-			cancel(nil)
-			return err
+			disp.Flush(0)
+			_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
+			return
 		}
 		opts = append(opts, watch.WithChecklist(cl))
 	}
 	eng := watch.New(watch.SpecFor(cfg), src, platform, opts...)
-
-	ws.mu.Lock()
-	if old := ws.running[key]; old != nil {
-		ws.mu.Unlock()
-		platform.Close()
-		w.close(0)
-		cancel(nil)
-		return fmt.Errorf("%s is already watched (deploy %s)", key, old.id)
+	rep, err := follow(eng, wctx)
+	cause := context.Cause(wctx)
+	disp.Flush(10 * time.Second)
+	for _, dl := range disp.Deliveries() {
+		result := "ok"
+		if !dl.OK {
+			result = "failed"
+		}
+		ws.s.metrics.notifications.WithLabelValues(dl.Sink, result).Inc()
 	}
-	ws.running[key] = r
-	ws.s.metrics.inProgress.Set(float64(len(ws.running)))
-	ws.mu.Unlock()
-	ws.wg.Add(1)
-	go func() {
-		defer ws.wg.Done()
-		defer close(r.done)
-		defer platform.Close()
-		rep, err := follow(eng, wctx)
-		cause := context.Cause(wctx)
-		cancel(nil)
-		disp.Flush(10 * time.Second)
-		for _, dl := range disp.Deliveries() {
-			result := "ok"
-			if !dl.OK {
-				result = "failed"
+	switch {
+	case err != nil:
+		log.Error("the watch could not be taken up", "err", err)
+		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
+	case errors.Is(cause, errShutdown) && (!rep.Verdict.Ended() || isInterrupted(rep)):
+		// Left at its last checkpoint for the next leader.
+		ws.s.metrics.forget(o.Namespace, o.Name)
+	default:
+		if isInterrupted(rep) {
+			// Superseded: ended here, so that nobody resumes it.
+			if p, err := finalProgress(rep); err == nil {
+				w.final(p)
 			}
-			ws.s.metrics.notifications.WithLabelValues(dl.Sink, result).Inc()
 		}
-		switch {
-		case err != nil:
-			log.Error("the watch could not be taken up", "err", err)
-			_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
-		case errors.Is(cause, errShutdown) && !rep.Verdict.Ended():
-		case errors.Is(cause, errShutdown) && isInterrupted(rep):
-			// Left at its last checkpoint for the next leader.
-		default:
-			if isInterrupted(rep) {
-				// Superseded: ended here, so that nobody resumes it.
-				if p, err := finalProgress(rep); err == nil {
-					w.final(p)
-				}
-			}
-			ws.s.metrics.ended(o.Namespace, o.Name, rep)
-			ws.ended(o, rep)
-			log.Info("watch ended", "verdict", rep.Verdict, "reason", rep.Reason)
-		}
-		w.close(time.Minute)
-		ws.mu.Lock()
-		delete(ws.running, key)
-		ws.s.metrics.inProgress.Set(float64(len(ws.running)))
-		ws.mu.Unlock()
-		if errors.Is(cause, errShutdown) {
-			ws.s.metrics.forget(o.Namespace, o.Name)
-		}
-	}()
-	return nil
+		ws.s.metrics.ended(o.Namespace, o.Name, rep)
+		ws.ended(o, rep)
+		log.Info("watch ended", "verdict", rep.Verdict, "reason", rep.Reason)
+	}
+	w.close(time.Minute)
 }
 
 // ended remembers what a finished watch leaves known of its workload: a

@@ -46,7 +46,7 @@ type cluster struct {
 }
 
 // kubeCluster is the shared control plane and the kubectl built with it.
-func kubeCluster(t *testing.T) *cluster {
+func kubeCluster(t testing.TB) *cluster {
 	t.Helper()
 	path := os.Getenv("DEPLOYWATCH_KUBECONFIG")
 	if path == "" {
@@ -59,7 +59,7 @@ func kubeCluster(t *testing.T) *cluster {
 	return c
 }
 
-func clusterAt(t *testing.T, path string) *cluster {
+func clusterAt(t testing.TB, path string) *cluster {
 	t.Helper()
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
@@ -73,7 +73,7 @@ func clusterAt(t *testing.T, path string) *cluster {
 }
 
 // namespace makes a namespace for one test.
-func (c *cluster) namespace(t *testing.T) string {
+func (c *cluster) namespace(t testing.TB) string {
 	t.Helper()
 	ns := fmt.Sprintf("dw-%08x", rand.Uint32())
 	t.Logf("namespace %s", ns)

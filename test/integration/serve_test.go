@@ -36,7 +36,7 @@ type serveProc struct {
 
 // startServe runs the binary's serve with serveYAML (its listen address is
 // set here) and waits for it to answer.
-func startServe(t *testing.T, bin, dir, serveYAML string, env ...string) *serveProc {
+func startServe(t testing.TB, bin, dir, serveYAML string, env ...string) *serveProc {
 	t.Helper()
 	addr := testenv.FreeAddr(t)
 	cfg := filepath.Join(dir, fmt.Sprintf("serve-%s.yaml", strings.ReplaceAll(addr, ":", "-")))

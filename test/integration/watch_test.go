@@ -52,7 +52,7 @@ type env struct {
 	dir  string
 }
 
-func newEnv(t *testing.T, initial testsvc.Profile, rps float64, history time.Duration) *env {
+func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Duration) *env {
 	t.Helper()
 	svc, err := testsvc.Start("127.0.0.1:0", initial, rps)
 	if err != nil {
