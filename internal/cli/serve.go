@@ -70,6 +70,10 @@ func (a *app) serve(ctx context.Context, file string) error {
 	}
 	identity, _ := a.env("DEPLOYWATCH_IDENTITY")
 	srv, err := server.New(server.Options{Config: cfg, Store: st, REST: rc, Identity: identity, Env: a.env, Logger: log, Version: buildVersion()})
+	var ce *server.ConfigError
+	if errors.As(err, &ce) {
+		return usagef("%s: %v", cfg.Path, ce.Err)
+	}
 	if err != nil {
 		return err
 	}

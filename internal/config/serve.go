@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,10 @@ type Serve struct {
 	Store      Store            `yaml:"store"`
 	// LeaderElection lets several replicas run, one watching at a time.
 	LeaderElection LeaderElection `yaml:"leader_election"`
+	// API says who may read and write the history over HTTP.
+	API API `yaml:"api"`
+	// Audit tunes the judge's record on the dashboard.
+	Audit Audit `yaml:"audit"`
 	// Defaults are the CLI's deploywatch.yaml settings, without service and
 	// target, that every watch starts from; a workload's ConfigMap merges
 	// over them.
@@ -77,11 +82,43 @@ type LeaderElection struct {
 	RetryPeriod Duration `yaml:"retry_period"`
 }
 
+// API is the HTTP API's access: bearer tokens with scopes. Writes always
+// need a token; reads may be left open.
+type API struct {
+	// OpenRead lets anyone read the history (the dashboard, GET requests).
+	OpenRead bool       `yaml:"open_read"`
+	Tokens   []APIToken `yaml:"tokens,omitempty"`
+}
+
+// The scopes a token may have.
+const (
+	ScopeRead   = "read"
+	ScopeIngest = "ingest"
+	ScopeLabel  = "label"
+)
+
+// APIToken is one bearer token, from the environment or a file.
+type APIToken struct {
+	// Name names the token in logs and on labels it makes.
+	Name      string   `yaml:"name"`
+	Scopes    []string `yaml:"scopes"`
+	TokenEnv  string   `yaml:"token_env,omitempty"`
+	TokenFile string   `yaml:"token_file,omitempty"`
+}
+
+// Audit tunes the judge's record.
+type Audit struct {
+	// MissedWithin is how soon after a stable verdict a rollback of that
+	// version shows a regression was missed. Default 24h.
+	MissedWithin Duration `yaml:"missed_within"`
+}
+
 // DefaultServe returns the settings serve.yaml starts from.
 func DefaultServe() Serve {
 	return Serve{
 		Listen: ":8080",
 		Store:  Store{Retention: Duration(90 * 24 * time.Hour)},
+		Audit:  Audit{MissedWithin: Duration(24 * time.Hour)},
 		LeaderElection: LeaderElection{
 			Namespace: "deploywatch", Name: "deploywatch",
 			LeaseDuration: Duration(15 * time.Second), RenewDeadline: Duration(10 * time.Second), RetryPeriod: Duration(2 * time.Second),
@@ -161,6 +198,33 @@ func LoadServe(data []byte, path string) (*Serve, error) {
 				FormatDuration(le.RetryPeriod.D()), FormatDuration(le.RenewDeadline.D()), FormatDuration(le.LeaseDuration.D()))
 		}
 	}
+	names := map[string]bool{}
+	for i, tok := range s.API.Tokens {
+		at := func(f string) string { return fmt.Sprintf("api.tokens[%d].%s", i, f) }
+		switch {
+		case tok.Name == "":
+			bad(at("name"), "required: names the token in logs and on the labels it makes")
+		case names[tok.Name]:
+			bad(at("name"), "%q names another token too", tok.Name)
+		}
+		names[tok.Name] = true
+		if len(tok.Scopes) == 0 {
+			bad(at("scopes"), "required: read, ingest or label")
+		}
+		for j, sc := range tok.Scopes {
+			if sc != ScopeRead && sc != ScopeIngest && sc != ScopeLabel {
+				bad(fmt.Sprintf("api.tokens[%d].scopes[%d]", i, j), "%q: want read, ingest or label", sc)
+			}
+		}
+		switch {
+		case tok.TokenEnv == "" && tok.TokenFile == "":
+			bad(at("token_env"), "required: the environment variable (or token_file) that holds the token")
+		case tok.TokenEnv != "" && tok.TokenFile != "":
+			bad(at("token_env"), "set token_env or token_file, not both")
+		case tok.TokenEnv != "" && !envRE.MatchString(tok.TokenEnv):
+			bad(at("token_env"), "%q is not an environment variable name", tok.TokenEnv)
+		}
+	}
 	if err := doc.Err(); err != nil {
 		return nil, err
 	}
@@ -214,4 +278,12 @@ func prefixFields(err error, prefix string) error {
 		}
 	}
 	return probs
+}
+
+// Resolve makes a path of the file relative to serve.yaml's folder.
+func (s *Serve) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(s.Path), path)
 }

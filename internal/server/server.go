@@ -25,6 +25,13 @@ import (
 	"github.com/deploywatch/deploywatch/internal/store"
 )
 
+// ConfigError is serve.yaml asking for something that cannot be had (a
+// token's variable not set): the user's to fix.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // stopTimeout bounds how long a stopping replica waits for its watches: a
 // rollback under way is finished first, within its own timeout.
 const stopTimeout = 5 * time.Minute
@@ -60,6 +67,9 @@ type Server struct {
 	version  string
 	ln       net.Listener
 
+	access *access
+	hub    *hub
+
 	leading    atomic.Bool
 	mu         sync.Mutex
 	controller *controller
@@ -75,6 +85,11 @@ func New(o Options) (*Server, error) {
 	if s.env == nil {
 		s.env = os.LookupEnv
 	}
+	acc, err := loadAccess(s.cfg.API, s.env, s.cfg.Resolve)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	s.access, s.hub = acc, newHub()
 	if s.identity == "" {
 		host, _ := os.Hostname()
 		s.identity = fmt.Sprintf("%s_%d", host, time.Now().UnixNano()%1e6)
@@ -111,7 +126,10 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No WriteTimeout: event streams stay open, and set their own
+	// deadline for each write. Slow clients are bounded on the way in.
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "identity", s.identity)
@@ -181,8 +199,9 @@ func (s *Server) prune(ctx context.Context) {
 	}
 }
 
-// handler serves health, metrics and (later) the API.
-func (s *Server) handler() http.Handler {
+// Handler serves health, metrics, the API and the dashboard, with the
+// security headers every answer carries.
+func (s *Server) Handler() http.Handler {
 	h := health.New(
 		health.WithVersion(s.version),
 		health.WithCacheTTL(time.Second),
@@ -194,7 +213,23 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/health/", h.Handler("/health"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return mux
+	s.routes(mux)
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets, on every answer, a Content-Security-Policy that
+// allows only this origin's own scripts, styles and images (no inline
+// script or style), no framing, no MIME sniffing and no referrer.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // informersReady is ready on a follower, and on the leader once its

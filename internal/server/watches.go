@@ -166,11 +166,16 @@ func (ws *watches) resume(ctx context.Context, d store.Deploy) error {
 
 // abandon ends a deploy that cannot be watched as inconclusive.
 func (ws *watches) abandon(ctx context.Context, d store.Deploy, why string) error {
-	ws.s.log.Error("a watch in progress cannot be taken up", "deploy", d.ID, "why", why)
+	ws.s.log.Error("a watch cannot be taken up", "deploy", d.ID, "why", why)
+	return ws.end(ctx, d, "could not be taken up: "+why)
+}
+
+// end ends a deploy as inconclusive for the reason.
+func (ws *watches) end(ctx context.Context, d store.Deploy, reason string) error {
 	now := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	return ws.s.store.Checkpoint(sctx, d.ID, store.Progress{Verdict: store.Inconclusive, Reason: "could not be taken up: " + why,
+	return ws.s.store.Checkpoint(sctx, d.ID, store.Progress{Verdict: store.Inconclusive, Reason: reason,
 		PreviousVersion: d.PreviousVersion, EndedAt: &now, Report: d.Report, State: d.State})
 }
 
@@ -224,10 +229,15 @@ func (ws *watches) follow(wctx context.Context, cancel context.CancelCauseFunc, 
 		log.Info("hook output", "hook", hook, "line", line)
 	}, nil)
 	if err != nil {
-		if errors.Is(context.Cause(wctx), errShutdown) {
-			return // left for the next leader
+		switch cause := context.Cause(wctx); {
+		case errors.Is(cause, errShutdown):
+			// Left for the next leader.
+		case cause != nil:
+			// Superseded before it began.
+			_ = ws.end(context.Background(), store.Deploy{ID: id}, "the watch was stopped before a verdict ("+cause.Error()+"); nothing was rolled back")
+		default:
+			_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
 		}
-		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
 		return
 	}
 	defer platform.Close()
@@ -239,7 +249,7 @@ func (ws *watches) follow(wctx context.Context, cancel context.CancelCauseFunc, 
 		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
 		return
 	}
-	w := newWriter(ws.s.store, id, log, ws.s.metrics)
+	w := newWriter(ws.s.store, ws.s.hub, id, log, ws.s.metrics)
 	observer := watch.ObserverFunc(func(e watch.Event) {
 		if interrupted(e) && errors.Is(context.Cause(wctx), errShutdown) {
 			return // the watch goes on in another replica: no verdict

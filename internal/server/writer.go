@@ -20,6 +20,7 @@ import (
 // of the action.
 type writer struct {
 	store   store.Store
+	hub     *hub
 	id      string
 	log     *slog.Logger
 	metrics *metrics
@@ -45,8 +46,8 @@ const (
 	storeTimeout = 5 * time.Second
 )
 
-func newWriter(s store.Store, id string, log *slog.Logger, m *metrics) *writer {
-	w := &writer{store: s, id: id, log: log, metrics: m, wake: make(chan struct{}, 1), done: make(chan struct{}), flushed: make(chan struct{})}
+func newWriter(s store.Store, h *hub, id string, log *slog.Logger, m *metrics) *writer {
+	w := &writer{store: s, hub: h, id: id, log: log, metrics: m, wake: make(chan struct{}, 1), done: make(chan struct{}), flushed: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -192,6 +193,7 @@ func (w *writer) flush() bool {
 		w.mu.Lock()
 		w.events = w.events[len(events):]
 		w.mu.Unlock()
+		w.hub.notify(w.id)
 	}
 	if p != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -208,6 +210,7 @@ func (w *writer) flush() bool {
 		}
 		w.written = max(w.written, v)
 		w.mu.Unlock()
+		w.hub.notify(w.id)
 	}
 	return true
 }

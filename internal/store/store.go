@@ -48,6 +48,9 @@ type Deploy struct {
 	// RolledBack and RollbackOK are the report's rollback.performed and .ok.
 	RolledBack bool
 	RollbackOK bool
+	// CommitTime is when the deployed commit was made, when known: the
+	// start of the DORA lead time.
+	CommitTime *time.Time
 	// Owner is the replica watching it, while in progress.
 	Owner     string
 	UpdatedAt time.Time
@@ -78,6 +81,39 @@ type Event struct {
 	Kind string
 	// Data is the event as --output json prints it.
 	Data []byte
+}
+
+// The labels a person may put on a deploy's verdict.
+const (
+	// LabelFalseRollback: the release rolled back was good.
+	LabelFalseRollback = "false_rollback"
+	// LabelMissedRegression: a release judged stable was bad.
+	LabelMissedRegression = "missed_regression"
+	// LabelIncident: an incident was caused by this release, at At.
+	LabelIncident = "incident"
+)
+
+// Labels are the label names a deploy may carry.
+var Labels = []string{LabelFalseRollback, LabelMissedRegression, LabelIncident}
+
+// Label marks a verdict by hand.
+type Label struct {
+	DeployID string
+	Label    string
+	// At is when it happened (an incident's start); default when labelled.
+	At   time.Time
+	Note string
+	// Who is the name of the API token that labelled it.
+	Who     string
+	Created time.Time
+}
+
+// Service is one service of the history.
+type Service struct {
+	Name         string
+	Environments []string
+	Deploys      int
+	LastDeploy   time.Time
 }
 
 // Workload is what serve remembers of a watched workload between deploys.
@@ -120,6 +156,15 @@ type Store interface {
 	// AppendEvents adds events to a deploy, numbering them after the ones
 	// it has.
 	AppendEvents(ctx context.Context, id string, events []Event) error
+	// PutEvents adds events numbered by their sender; an event whose Seq
+	// the deploy has already is left as it is (a retried batch).
+	PutEvents(ctx context.Context, id string, events []Event) error
+	// AddLabel marks a deploy's verdict.
+	AddLabel(ctx context.Context, l Label) error
+	// Labels returns the labels of the deploys, by deploy id.
+	Labels(ctx context.Context, ids []string) (map[string][]Label, error)
+	// Services lists the services of the history.
+	Services(ctx context.Context) ([]Service, error)
 	// Deploy returns one deploy with its report and state.
 	Deploy(ctx context.Context, id string) (Deploy, error)
 	// Events returns a deploy's events after seq.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -121,22 +122,22 @@ func NewID() string {
 }
 
 const deployColumns = `id, key, source, service, environment, namespace, kind, workload, version, previous_version,
-	revision, verdict, reason, triggered_by, started_at, detected_at, ended_at, rolled_back, rollback_ok, owner, updated_at`
+	revision, verdict, reason, triggered_by, started_at, detected_at, ended_at, rolled_back, rollback_ok, owner, updated_at, commit_time`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanDeploy(r scanner, extra ...any) (store.Deploy, error) {
 	var d store.Deploy
 	var started, updated int64
-	var detected, ended sql.NullInt64
+	var detected, ended, commit sql.NullInt64
 	dest := []any{&d.ID, &d.Key, &d.Source, &d.Service, &d.Environment, &d.Namespace, &d.Kind, &d.Workload, &d.Version,
 		&d.PreviousVersion, &d.Revision, &d.Verdict, &d.Reason, &d.TriggeredBy, &started, &detected, &ended,
-		&d.RolledBack, &d.RollbackOK, &d.Owner, &updated}
+		&d.RolledBack, &d.RollbackOK, &d.Owner, &updated, &commit}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return d, err
 	}
 	d.StartedAt, d.UpdatedAt = fromNanos(started), fromNanos(updated)
-	d.DetectedAt, d.EndedAt = fromNullNanos(detected), fromNullNanos(ended)
+	d.DetectedAt, d.EndedAt, d.CommitTime = fromNullNanos(detected), fromNullNanos(ended), fromNullNanos(commit)
 	return d, nil
 }
 
@@ -152,11 +153,11 @@ func (s *DB) CreateDeploy(ctx context.Context, d store.Deploy) (store.Deploy, bo
 		d.Verdict = store.InProgress
 	}
 	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO deploys (`+deployColumns+`, report, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO NOTHING`),
 		d.ID, d.Key, d.Source, d.Service, d.Environment, d.Namespace, d.Kind, d.Workload, d.Version, d.PreviousVersion,
 		d.Revision, d.Verdict, d.Reason, d.TriggeredBy, nanos(d.StartedAt), nanosPtr(d.DetectedAt), nanosPtr(d.EndedAt),
-		d.RolledBack, d.RollbackOK, d.Owner, nanos(s.now()), string(d.Report), string(d.State))
+		d.RolledBack, d.RollbackOK, d.Owner, nanos(s.now()), nanosPtr(d.CommitTime), string(d.Report), string(d.State))
 	if err != nil {
 		return store.Deploy{}, false, fmt.Errorf("recording deploy %s: %w", d.Key, err)
 	}
@@ -212,6 +213,121 @@ func (s *DB) AppendEvents(ctx context.Context, id string, events []store.Event) 
 		return fmt.Errorf("events of deploy %s: %w", id, err)
 	}
 	return nil
+}
+
+// PutEvents adds events with the sender's numbers; those the deploy has
+// are left alone.
+func (s *DB) PutEvents(ctx context.Context, id string, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("events of deploy %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	for _, e := range events {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO events (deploy_id, seq, time, kind, data) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (deploy_id, seq) DO NOTHING`), id, e.Seq, nanos(e.Time), e.Kind, string(e.Data)); err != nil {
+			return fmt.Errorf("events of deploy %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("events of deploy %s: %w", id, err)
+	}
+	return nil
+}
+
+// AddLabel marks a deploy's verdict.
+func (s *DB) AddLabel(ctx context.Context, l store.Label) error {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO labels (deploy_id, label, at, note, who, created)
+		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deploys WHERE id = ?)`),
+		l.DeployID, l.Label, nanos(l.At), l.Note, l.Who, nanos(s.now()), l.DeployID)
+	if err != nil {
+		return fmt.Errorf("labelling deploy %s: %w", l.DeployID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("labelling deploy %s: %w", l.DeployID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Labels returns the deploys' labels, oldest first.
+func (s *DB) Labels(ctx context.Context, ids []string) (map[string][]store.Label, error) {
+	out := map[string][]store.Label{}
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.db.QueryContext(ctx, s.q(`SELECT deploy_id, label, at, note, who, created FROM labels
+			WHERE deploy_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`) ORDER BY created`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		for rows.Next() {
+			var l store.Label
+			var at, created int64
+			if err := rows.Scan(&l.DeployID, &l.Label, &at, &l.Note, &l.Who, &created); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			l.At, l.Created = fromNanos(at), fromNanos(created)
+			out[l.DeployID] = append(out[l.DeployID], l)
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rows.Close()
+	}
+	return out, nil
+}
+
+// Services lists the services, the most recently deployed first.
+func (s *DB) Services(ctx context.Context) ([]store.Service, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT service, environment, COUNT(*), MAX(started_at) FROM deploys GROUP BY service, environment`)
+	if err != nil {
+		return nil, fmt.Errorf("services: %w", err)
+	}
+	defer rows.Close()
+	byName := map[string]*store.Service{}
+	for rows.Next() {
+		var name, env string
+		var n int
+		var last int64
+		if err := rows.Scan(&name, &env, &n, &last); err != nil {
+			return nil, err
+		}
+		svc := byName[name]
+		if svc == nil {
+			svc = &store.Service{Name: name}
+			byName[name] = svc
+		}
+		if env != "" {
+			svc.Environments = append(svc.Environments, env)
+		}
+		svc.Deploys += n
+		if t := fromNanos(last); t.After(svc.LastDeploy) {
+			svc.LastDeploy = t
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]store.Service, 0, len(byName))
+	for _, svc := range byName {
+		sort.Strings(svc.Environments)
+		out = append(out, *svc)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LastDeploy.Equal(out[j].LastDeploy) {
+			return out[i].LastDeploy.After(out[j].LastDeploy)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
 }
 
 // Deploy returns one deploy with its report and state.
@@ -388,8 +504,10 @@ func (s *DB) Prune(ctx context.Context, endedBefore time.Time) (int64, error) {
 	}
 	defer tx.Rollback()
 	cutoff := nanos(endedBefore)
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM events WHERE deploy_id IN (SELECT id FROM deploys WHERE ended_at IS NOT NULL AND ended_at < ?)`), cutoff); err != nil {
-		return 0, fmt.Errorf("pruning events: %w", err)
+	for _, table := range []string{"events", "labels"} {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE deploy_id IN (SELECT id FROM deploys WHERE ended_at IS NOT NULL AND ended_at < ?)`), cutoff); err != nil {
+			return 0, fmt.Errorf("pruning %s: %w", table, err)
+		}
 	}
 	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM deploys WHERE ended_at IS NOT NULL AND ended_at < ?`), cutoff)
 	if err != nil {

@@ -30,6 +30,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"retention prunes ended deploys and their events", prune},
 		{"concurrent writers lose nothing", concurrentWriters},
 		{"missing things are ErrNotFound", notFound},
+		{"events numbered by their sender are taken once", putEvents},
+		{"labels mark verdicts", labels},
+		{"services sum the history", services},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,5 +318,73 @@ func notFound(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Workload(ctx, "a", "Deployment", "b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Workload: %v", err)
+	}
+}
+
+func putEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	d := mustCreate(t, s, newDeploy("k", t0))
+	batch := []store.Event{{Seq: 1, Time: t0, Kind: "started", Data: []byte(`{"n":1}`)}, {Seq: 2, Time: t0, Kind: "phase_started", Data: []byte(`{"n":2}`)}}
+	for range 2 { // the second is a retry whose answer was lost
+		if err := s.PutEvents(ctx, d.ID, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutEvents(ctx, d.ID, []store.Event{{Seq: 2, Time: t0, Kind: "other", Data: []byte(`{}`)}, {Seq: 3, Time: t0, Kind: "verdict", Data: []byte(`{"n":3}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Events(ctx, d.ID, 0)
+	if err != nil || len(got) != 3 || got[1].Kind != "phase_started" || got[2].Kind != "verdict" {
+		t.Fatalf("events %+v, %v", got, err)
+	}
+}
+
+func labels(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := mustCreate(t, s, newDeploy("a", t0))
+	b := mustCreate(t, s, newDeploy("b", t0))
+	incident := t0.Add(time.Hour)
+	for _, l := range []store.Label{
+		{DeployID: a.ID, Label: store.LabelFalseRollback, At: t0, Who: "oncall"},
+		{DeployID: a.ID, Label: store.LabelIncident, At: incident, Note: "<b>paged</b>"},
+		{DeployID: b.ID, Label: store.LabelMissedRegression, At: t0},
+	} {
+		if err := s.AddLabel(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddLabel(ctx, store.Label{DeployID: "nope", Label: store.LabelIncident, At: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a label of no deploy: %v", err)
+	}
+	got, err := s.Labels(ctx, []string{a.ID, b.ID, "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[a.ID]) != 2 || got[a.ID][0].Label != store.LabelFalseRollback || got[a.ID][0].Who != "oncall" ||
+		!got[a.ID][1].At.Equal(incident) || got[a.ID][1].Note != "<b>paged</b>" || len(got[b.ID]) != 1 || len(got["nope"]) != 0 {
+		t.Fatalf("labels %+v", got)
+	}
+}
+
+func services(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	commit := t0.Add(-time.Hour)
+	for i, svc := range []string{"api", "api", "web"} {
+		d := newDeploy(fmt.Sprintf("k%d", i), t0.Add(time.Duration(i)*time.Minute))
+		d.Service = svc
+		if i == 1 {
+			d.Environment = "staging"
+			d.CommitTime = &commit
+		}
+		mustCreate(t, s, d)
+	}
+	got, err := s.Services(ctx)
+	if err != nil || len(got) != 2 || got[0].Name != "web" || got[1].Name != "api" || got[1].Deploys != 2 ||
+		fmt.Sprint(got[1].Environments) != "[prod staging]" || !got[1].LastDeploy.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("services %+v, %v", got, err)
+	}
+	page, err := s.ListDeploys(ctx, store.Query{Environment: "staging"})
+	if err != nil || len(page.Deploys) != 1 || page.Deploys[0].CommitTime == nil || !page.Deploys[0].CommitTime.Equal(commit) {
+		t.Fatalf("the commit time: %+v, %v", page.Deploys, err)
 	}
 }
