@@ -653,7 +653,9 @@ func num(v float64) *float64 {
 	return &v
 }
 
-func figure(f dora.Figure) figureJSON { return figureJSON{Value: num(f.Value), Samples: f.Samples, Band: f.Band} }
+func figure(f dora.Figure) figureJSON {
+	return figureJSON{Value: num(f.Value), Samples: f.Samples, Band: f.Band}
+}
 
 // doraReport computes a service's report over a window ending now.
 func (s *Server) doraReport(ctx context.Context, service, environment string, window time.Duration) (dora.Report, error) {
