@@ -23,7 +23,7 @@ func (a *app) resume(cmd *cobra.Command, f watchFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	for _, name := range []string{"started-at", "state", "kubeconfig", "context", "namespace"} {
+	for _, name := range []string{"started-at", "state", "kubeconfig", "context", "namespace", "server", "server-token-env", "commit-time"} {
 		if cmd.Flags().Changed(name) {
 			return usagef("--%s cannot be given with --resume: the state file holds the watch's settings", name)
 		}

@@ -41,6 +41,10 @@ type watchFlags struct {
 	state     string
 	resume    string
 	kube      kubeFlags
+
+	server         string
+	serverTokenEnv string
+	commitTime     string
 }
 
 // kubeFlags are kubectl's connection flags, for a Kubernetes target.
@@ -59,6 +63,9 @@ func (f *watchFlags) register(c *cobra.Command, isWatch bool) {
 	c.Flags().StringVar(&f.report, "report", "", "write the whole watch as JSON to this file, after every phase and at the end")
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "progress format: text, or json (one event per line)")
 	c.Flags().StringVar(&f.state, "state", "", "keep the watch's state in this file as it goes, so that 'watch --resume FILE' can take it up if this process dies")
+	c.Flags().StringVar(&f.server, "server", "", "also record the watch in the history of this deploywatch serve (its base URL, e.g. https://deploywatch.example.com)")
+	c.Flags().StringVar(&f.serverTokenEnv, "server-token-env", defaultServerTokenEnv, "the environment variable that holds the ingest token for --server")
+	c.Flags().StringVar(&f.commitTime, "commit-time", "", "when the deployed commit was made, for lead time in --server's history: RFC 3339 or Unix seconds (default $"+commitTimeEnv+")")
 	if isWatch {
 		c.Flags().StringVar(&f.startedAt, "started-at", "", "when the deploy started: RFC 3339 time, Unix seconds, or a duration ago such as 90s (default now)")
 		c.Flags().StringVar(&f.resume, "resume", "", "take up the watch saved in this state file (by --state) where it was: no other flag is needed")
@@ -127,6 +134,8 @@ type origin struct {
 	// DeployArgv is run's command after --: a watch saved before its
 	// deploy began runs it when resumed.
 	DeployArgv []string `json:"deploy_argv,omitempty"`
+	// Server is where the watch is recorded (--server).
+	Server *serverRef `json:"server,omitempty"`
 }
 
 // configRef names the config file and what it held.
@@ -150,6 +159,9 @@ func (a *app) watch(cmd *cobra.Command, f watchFlags, runDeploy bool, deployArgv
 	}
 	version := a.version(f.version)
 	o := origin{Kube: f.kube, DeployArgv: deployArgv}
+	if o.Server, err = a.serverOf(f); err != nil {
+		return err
+	}
 	if o.Config.Path, err = filepath.Abs(f.file); err != nil {
 		return usagef("-f %s: %v", f.file, err)
 	}
@@ -212,8 +224,17 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	if err != nil {
 		return err
 	}
+	server, err := a.startIngest(o.Server)
+	if err != nil {
+		return err
+	}
+	observers := notify.Observers{pr, disp}
 	cp := &checkpointer{state: state, report: o.Report, deliveries: disp.Deliveries, stderr: a.stderr}
-	opts := []watch.Option{watch.WithObserver(notify.Observers{pr, disp}), watch.WithLogger(log),
+	if server != nil {
+		observers = append(observers, server)
+		cp.server = server
+	}
+	opts := []watch.Option{watch.WithObserver(observers), watch.WithLogger(log),
 		watch.WithCheckpoint(cp), watch.WithAbort(a.abort)}
 	if cfg.Verify != nil || src != nil {
 		cl, err := verify.New(cfg, wire.ChecklistSources(src, platform), a.env)
@@ -226,12 +247,23 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	rep, err := start(eng)
 	if err != nil {
 		disp.Flush(0)
+		if server != nil {
+			server.Close(nil, 0)
+		}
 		return err
 	}
 	// Notifications never delayed the watch; now they get a bounded time to
 	// finish, so the verdict message and the annotation's close are sent.
 	disp.Flush(flushTimeout)
 	rep.Deliveries = append(rep.Deliveries, disp.Deliveries()...)
+	if server != nil {
+		// The history gets the report with the notifications' outcomes.
+		d := server.Close(rep, flushTimeout)
+		if !d.OK {
+			fmt.Fprintf(a.stderr, "deploywatch: %s\n", d.Error)
+		}
+		rep.Deliveries = append(rep.Deliveries, d)
+	}
 	pr.close()
 	if o.Report != "" {
 		if err := rep.WriteFile(o.Report); err != nil {
@@ -253,6 +285,8 @@ type checkpointer struct {
 	deliveries func() []watch.Delivery
 	stderr     io.Writer
 	reportErr  bool
+	// server, with --server, is sent the report as it grows.
+	server watch.Checkpointer
 }
 
 func (c *checkpointer) Checkpoint(s *watch.State) error {
@@ -262,6 +296,9 @@ func (c *checkpointer) Checkpoint(s *watch.State) error {
 			c.reportErr = true
 			fmt.Fprintf(c.stderr, "deploywatch: %v\n", err)
 		}
+	}
+	if c.server != nil {
+		_ = c.server.Checkpoint(s) // never fails: it queues
 	}
 	if c.state != nil {
 		return s.WriteFile(c.state.path)

@@ -128,6 +128,10 @@ func (ws *watches) start(ctx context.Context, nd newDeploy) error {
 		Revision: strconv.FormatInt(wl.generation, 10), TriggeredBy: wl.triggeredBy(), StartedAt: nd.startedAt,
 		Owner: ws.s.identity,
 	}
+	if d.CommitTime, err = wl.commitTime(); err != nil {
+		// A wrong annotation costs the lead time of one deploy, not its watch.
+		ws.s.log.Warn("no lead time for this deploy", "workload", wl.String(), "err", err)
+	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	stored, created, err := ws.s.store.CreateDeploy(sctx, d)
 	cancel()

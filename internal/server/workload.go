@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ const (
 	ConfigKey = "deploywatch.yaml"
 	// VersionAnnotation names the version deployed; default the images.
 	VersionAnnotation = "deploywatch.dev/version"
+	// CommitTimeAnnotation says when the deployed commit was made (RFC 3339
+	// or Unix seconds), for the lead time of the DORA figures.
+	CommitTimeAnnotation = "deploywatch.dev/commit-time"
 )
 
 // workload is a watched Deployment, StatefulSet or DaemonSet as the
@@ -100,6 +104,26 @@ func (w workload) version() string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
+}
+
+// commitTime is the deploywatch.dev/commit-time annotation (on the
+// workload, or on its pod template); nil when absent.
+func (w workload) commitTime() (*time.Time, error) {
+	for _, ann := range []map[string]string{w.meta.Annotations, w.template.Annotations} {
+		v := strings.TrimSpace(ann[CommitTimeAnnotation])
+		if v == "" {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return &t, nil
+		}
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil && sec > 0 {
+			t := time.Unix(sec, 0).UTC()
+			return &t, nil
+		}
+		return nil, fmt.Errorf("annotation %s=%q: want an RFC 3339 time or Unix seconds", CommitTimeAnnotation, v)
+	}
+	return nil, nil
 }
 
 // triggeredBy names who changed the template last: the field manager of
