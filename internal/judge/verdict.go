@@ -137,6 +137,12 @@ func (t Thresholds) failLine(baseline float64) (line float64, ok, before bool) {
 	return line, true, before
 }
 
+// WarnLine is the warn line drawn for a baseline; ok is false when the
+// check has no warn rule or no line can be drawn.
+func (t Thresholds) WarnLine(baseline float64) (line float64, ok bool) {
+	return t.Warn.Line(baseline, !math.IsNaN(baseline))
+}
+
 // warnCrossed reports whether v crosses the warn line.
 func (t Thresholds) warnCrossed(v, baseline float64) (line float64, crossed bool) {
 	line, ok := t.Warn.Line(baseline, !math.IsNaN(baseline))

@@ -292,6 +292,13 @@ func (c *check) record(v judge.Verdict, vars config.Vars, at time.Time) {
 	if b := judge.Num(v.Baseline); b != nil {
 		r.Baseline = b
 	}
+	if r.Baseline != nil {
+		if wl, ok := c.th.WarnLine(*r.Baseline); ok {
+			r.WarnLine = judge.Num(wl)
+		}
+	} else if wl, ok := c.th.WarnLine(math.NaN()); ok {
+		r.WarnLine = judge.Num(wl)
+	}
 	r.Reason = v.Reason
 	r.BreachingBefore = v.BreachingBefore
 	r.Query = c.evidenceQuery(vars)

@@ -164,18 +164,20 @@ type CheckResult struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 	// Verdict is pass, warn, fail, nodata or error.
-	Verdict    judge.Status `json:"verdict"`
-	Value      *float64     `json:"value"`
-	Baseline   *float64     `json:"baseline"`
-	Line       *float64     `json:"line"`
-	Rule       string       `json:"rule"`
-	WarnRule   string       `json:"warn_rule,omitempty"`
-	Window     string       `json:"window"`
-	Query      string       `json:"query"`
-	Samples    *float64     `json:"samples"`
-	Confidence *float64     `json:"confidence"`
-	Reason     string       `json:"reason,omitempty"`
-	Unit       string       `json:"unit,omitempty"`
+	Verdict  judge.Status `json:"verdict"`
+	Value    *float64     `json:"value"`
+	Baseline *float64     `json:"baseline"`
+	// Line is the fail line applied; WarnLine the warn line, if any.
+	Line       *float64 `json:"line"`
+	WarnLine   *float64 `json:"warn_line,omitempty"`
+	Rule       string   `json:"rule"`
+	WarnRule   string   `json:"warn_rule,omitempty"`
+	Window     string   `json:"window"`
+	Query      string   `json:"query"`
+	Samples    *float64 `json:"samples"`
+	Confidence *float64 `json:"confidence"`
+	Reason     string   `json:"reason,omitempty"`
+	Unit       string   `json:"unit,omitempty"`
 	// BreachingBefore says the baseline was already beyond the fail line.
 	BreachingBefore bool `json:"breaching_before,omitempty"`
 	// BaselineWindow is the window the baseline was measured over.
