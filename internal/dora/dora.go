@@ -15,7 +15,11 @@ import (
 
 // Deploy is one deploy of the history, as far as the figures need it.
 type Deploy struct {
-	ID              string
+	ID string
+	// Service and Environment scope the audit: a release is shown good or
+	// bad only by later deploys of the same service to the same place.
+	Service         string
+	Environment     string
 	Version         string
 	PreviousVersion string
 	// Verdict is stable, failed or inconclusive (in_progress deploys are
@@ -177,7 +181,7 @@ func leadTimes(in []Deploy) []float64 {
 
 // recoveryTimes are, for each failed deploy in the window, the seconds
 // from its detection (else its start) to the end of the next stable
-// deploy of the history.
+// deploy of the same service to the same environment.
 func recoveryTimes(all, in []Deploy) []float64 {
 	var out []float64
 	for _, d := range in {
@@ -189,7 +193,7 @@ func recoveryTimes(all, in []Deploy) []float64 {
 			from = *d.DetectedAt
 		}
 		for _, next := range all {
-			if next.Verdict == stable && next.StartedAt.After(d.StartedAt) {
+			if sameTarget(next, d) && next.Verdict == stable && next.StartedAt.After(d.StartedAt) {
 				out = append(out, next.EndedAt.Sub(from).Seconds())
 				break
 			}
@@ -287,7 +291,7 @@ func shownFalse(d Deploy, all []Deploy) bool {
 		return true
 	}
 	for _, later := range all {
-		if later.StartedAt.After(d.StartedAt) && later.Version == d.Version && later.Verdict == stable {
+		if sameTarget(later, d) && later.StartedAt.After(d.StartedAt) && later.Version == d.Version && later.Verdict == stable {
 			return true
 		}
 	}
@@ -302,13 +306,17 @@ func shownMissed(d Deploy, all []Deploy, within time.Duration) bool {
 		return true
 	}
 	for _, later := range all {
-		if later.StartedAt.After(d.StartedAt) && later.StartedAt.Sub(d.EndedAt) <= within &&
+		if sameTarget(later, d) && later.StartedAt.After(d.StartedAt) && later.StartedAt.Sub(d.EndedAt) <= within &&
 			d.PreviousVersion != "" && later.Version == d.PreviousVersion && later.PreviousVersion == d.Version {
 			return true
 		}
 	}
 	return false
 }
+
+// sameTarget reports whether two deploys are of the same service to the
+// same environment.
+func sameTarget(a, b Deploy) bool { return a.Service == b.Service && a.Environment == b.Environment }
 
 func hasLabel(d Deploy, name string) bool {
 	return slices.ContainsFunc(d.Labels, func(l Label) bool { return l.Name == name })

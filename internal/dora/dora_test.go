@@ -117,3 +117,27 @@ func TestBands(t *testing.T) {
 		}
 	}
 }
+
+// A release is audited against later deploys of the same service to the
+// same environment only: v2 failing in staging is not shown false by v2
+// stable in production, nor by another service's v2.
+func TestAuditKeepsToTheTarget(t *testing.T) {
+	h := []Deploy{
+		{ID: "staging-v2", Service: "api", Environment: "staging", Version: "v2", PreviousVersion: "v1", Verdict: failed,
+			StartedAt: at(2, 10, 0, 0), DetectedAt: ptr(at(2, 10, 1, 0)), EndedAt: at(2, 10, 2, 0)},
+		{ID: "prod-v2", Service: "api", Environment: "production", Version: "v2", PreviousVersion: "v1", Verdict: stable,
+			StartedAt: at(2, 12, 0, 0), EndedAt: at(2, 12, 10, 0)},
+		{ID: "web-v2", Service: "web", Environment: "staging", Version: "v2", PreviousVersion: "v1", Verdict: stable,
+			StartedAt: at(2, 13, 0, 0), EndedAt: at(2, 13, 10, 0)},
+		{ID: "staging-v3", Service: "api", Environment: "staging", Version: "v3", PreviousVersion: "v1", Verdict: stable,
+			StartedAt: at(2, 15, 0, 0), EndedAt: at(2, 15, 10, 0)},
+	}
+	r := Compute(h, Options{From: at(1, 0, 0, 0), To: at(3, 0, 0, 0)})
+	if len(r.Judge.FalseRollbacks) != 0 || r.Judge.Precision != 1 {
+		t.Errorf("false rollbacks %v, precision %v: want none and 1", r.Judge.FalseRollbacks, r.Judge.Precision)
+	}
+	// Recovered by the next stable deploy to staging, 5h09m after the detection.
+	if r.RecoveryTime.Samples != 1 || r.RecoveryTime.Value != (5*3600+9*60) {
+		t.Errorf("recovery %v over %d, want 18540s over 1", r.RecoveryTime.Value, r.RecoveryTime.Samples)
+	}
+}

@@ -581,7 +581,7 @@ func (s *Server) history(ctx context.Context, service, environment string, from 
 	}
 	out := make([]dora.Deploy, 0, len(all))
 	for _, d := range all {
-		dd := dora.Deploy{ID: d.ID, Version: d.Version, PreviousVersion: d.PreviousVersion, Verdict: d.Verdict,
+		dd := dora.Deploy{ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version, PreviousVersion: d.PreviousVersion, Verdict: d.Verdict,
 			StartedAt: d.StartedAt, DetectedAt: d.DetectedAt, RolledBack: d.RolledBack, CommitTime: d.CommitTime}
 		if d.EndedAt != nil {
 			dd.EndedAt = *d.EndedAt

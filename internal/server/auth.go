@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/dashboard"
 )
 
 // access is who may use the API: bearer tokens with scopes, and whether
@@ -65,12 +66,21 @@ func loadAccess(api config.API, env func(string) (string, bool), resolve func(st
 
 // authorize checks a request for a scope, before its body is read. It
 // returns the token's name ("" for an open read), or the status to answer
-// with: 401 without a valid token, 403 with a token lacking the scope.
+// with: 401 without a valid token, 403 with a token lacking the scope. A
+// read may also present its token in the dashboard's cookie; a write
+// never may, so that no other site can make a browser write.
 func (a *access) authorize(r *http.Request, scope string) (who string, status int, msg string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		if scope == config.ScopeRead && a.openRead {
-			return "", 0, ""
+		if scope == config.ScopeRead {
+			if c, err := r.Cookie(dashboard.CookieName); err == nil && c.Value != "" {
+				if t := a.find(c.Value); t != nil && t.scopes[scope] {
+					return t.name, 0, ""
+				}
+			}
+			if a.openRead {
+				return "", 0, ""
+			}
 		}
 		return "", http.StatusUnauthorized, "this needs a bearer token (Authorization: Bearer ...)"
 	}
@@ -78,14 +88,7 @@ func (a *access) authorize(r *http.Request, scope string) (who string, status in
 	if !ok || presented == "" {
 		return "", http.StatusUnauthorized, "the Authorization header is not a bearer token"
 	}
-	sum := sha256.Sum256([]byte(presented))
-	var found *token
-	for i := range a.tokens {
-		// Every token is compared, whichever matches.
-		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].sum[:]) == 1 {
-			found = &a.tokens[i]
-		}
-	}
+	found := a.find(presented)
 	switch {
 	case found == nil:
 		return "", http.StatusUnauthorized, "the bearer token is not valid"
@@ -93,4 +96,29 @@ func (a *access) authorize(r *http.Request, scope string) (who string, status in
 		return found.name, http.StatusForbidden, fmt.Sprintf("the token %q does not have the %s scope", found.name, scope)
 	}
 	return found.name, 0, ""
+}
+
+// find returns the token presented, or nil. Every token is compared,
+// whichever matches.
+func (a *access) find(presented string) *token {
+	sum := sha256.Sum256([]byte(presented))
+	var found *token
+	for i := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].sum[:]) == 1 {
+			found = &a.tokens[i]
+		}
+	}
+	return found
+}
+
+// mayRead reports whether a request may read (the dashboard's pages).
+func (a *access) mayRead(r *http.Request) bool {
+	_, status, _ := a.authorize(r, config.ScopeRead)
+	return status == 0
+}
+
+// readToken reports whether a token may read (the dashboard's login).
+func (a *access) readToken(presented string) bool {
+	t := a.find(presented)
+	return t != nil && t.scopes[config.ScopeRead]
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/deploywatch/deploywatch/health"
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/dashboard"
 	"github.com/deploywatch/deploywatch/internal/store"
 )
 
@@ -67,8 +68,9 @@ type Server struct {
 	version  string
 	ln       net.Listener
 
-	access *access
-	hub    *hub
+	access    *access
+	hub       *hub
+	dashboard *dashboard.Dashboard
 
 	leading    atomic.Bool
 	mu         sync.Mutex
@@ -90,6 +92,11 @@ func New(o Options) (*Server, error) {
 		return nil, &ConfigError{err}
 	}
 	s.access, s.hub = acc, newHub()
+	s.dashboard, err = dashboard.New(dashboard.Options{History: s.store, DORA: s.doraReport,
+		MayRead: s.access.mayRead, ReadToken: s.access.readToken, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
 	if s.identity == "" {
 		host, _ := os.Hostname()
 		s.identity = fmt.Sprintf("%s_%d", host, time.Now().UnixNano()%1e6)
@@ -214,6 +221,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/health/", h.Handler("/health"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.routes(mux)
+	s.dashboard.Register(mux)
 	return securityHeaders(mux)
 }
 

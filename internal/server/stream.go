@@ -60,14 +60,20 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, _ string) 
 		writeError(w, http.StatusBadRequest, "id", "not a deploy id")
 		return
 	}
+	// Where to begin: Last-Event-ID (a reconnect), else ?after= (a page
+	// that has rendered the events up to there), else the first event.
 	var after int64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
+	for _, from := range []struct{ field, v string }{{"Last-Event-ID", r.Header.Get("Last-Event-ID")}, {"after", r.URL.Query().Get("after")}} {
+		if from.v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(from.v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "Last-Event-ID", "%q: want the seq of the last event received", v)
+			writeError(w, http.StatusBadRequest, from.field, "%q: want the seq of the last event received", from.v)
 			return
 		}
 		after = n
+		break
 	}
 	d, err := s.store.Deploy(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
