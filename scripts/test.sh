@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 log() { printf '==> %s\n' "$*"; }
 
 # --- what the tests need ---------------------------------------------------
-apt_packages=(prometheus redis-server postgresql curl jq openssl)
+apt_packages=(prometheus redis-server postgresql curl jq openssl chromium fonts-dejavu-core)
 missing=()
 for pkg in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -39,6 +39,13 @@ log "go: $(go version)"
 # Tools built from their Go modules, once per version, into the cache.
 export DEPLOYWATCH_HELM=${DEPLOYWATCH_HELM:-$(./scripts/tools.sh helm)}
 log "helm: $("$DEPLOYWATCH_HELM" version --short)"
+
+# The dashboard's tests drive Debian's Chromium and run axe-core (from
+# npm, cached) in its pages; their screenshots are kept in artifacts/.
+export DEPLOYWATCH_CHROMIUM=${DEPLOYWATCH_CHROMIUM:-$(command -v chromium)}
+export DEPLOYWATCH_AXE=${DEPLOYWATCH_AXE:-$(./scripts/tools.sh axe)}
+export DEPLOYWATCH_ARTIFACTS=${DEPLOYWATCH_ARTIFACTS:-$PWD/artifacts}
+log "chromium: $("$DEPLOYWATCH_CHROMIUM" --version 2>/dev/null | head -1); screenshots in $DEPLOYWATCH_ARTIFACTS"
 
 # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
 # scheduler, kwok), built once per version into a cache outside the clone.

@@ -4,6 +4,10 @@
 # path of the one asked for:
 #
 #   scripts/tools.sh helm          # -> ~/.cache/deploywatch/tools/helm-v3.22.0/helm
+#   scripts/tools.sh axe           # -> ~/.cache/deploywatch/tools/axe-core-4.14.1/axe.min.js
+#
+# axe-core (the accessibility checker the browser tests run in the page)
+# comes from the npm registry, as its package's tarball.
 #
 # Cache: $DEPLOYWATCH_CACHE (default ~/.cache/deploywatch)/tools.
 set -euo pipefail
@@ -15,7 +19,23 @@ declare -A modules=(
 	[govulncheck]="golang.org/x/vuln/cmd/govulncheck@v1.9.0"
 )
 
-tool=${1:?usage: scripts/tools.sh helm|govulncheck}
+tool=${1:?usage: scripts/tools.sh helm|govulncheck|axe}
+
+if [[ $tool == axe ]]; then
+	version=4.14.1
+	dir=$CACHE/axe-core-$version
+	if [[ ! -s $dir/axe.min.js ]]; then
+		echo "==> fetching axe-core $version from npm (once)" >&2
+		tmp=$(mktemp -d)
+		trap 'rm -rf "$tmp"' EXIT
+		(cd "$tmp" && npm pack --silent "axe-core@$version" >/dev/null)
+		tar -xzf "$tmp"/axe-core-*.tgz -C "$tmp" package/axe.min.js
+		mkdir -p "$dir"
+		mv "$tmp/package/axe.min.js" "$dir/axe.min.js"
+	fi
+	echo "$dir/axe.min.js"
+	exit 0
+fi
 module=${modules[$tool]:-}
 if [[ -z $module ]]; then
 	echo "scripts/tools.sh: unknown tool $tool (known: ${!modules[*]})" >&2
