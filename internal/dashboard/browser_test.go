@@ -263,7 +263,7 @@ func (s *site) send(id string, events []store.Event, rep *watch.Report) {
 		Event json.RawMessage `json:"event"`
 	}
 	body := struct {
-		Events []item         `json:"events"`
+		Events []item        `json:"events"`
 		Report *watch.Report `json:"report"`
 	}{Report: rep}
 	for _, e := range events {
