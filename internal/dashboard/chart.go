@@ -163,7 +163,7 @@ func newChart(c *watch.CheckResult, samples []sample, from, to time.Time, moment
 	for t := time.Duration(0); t <= span; t += step {
 		ch.XTicks = append(ch.XTicks, tick{At: x(from.Add(t)), Label: "+" + human(t)})
 	}
-	ch.Desc = describe(c, samples)
+	ch.Desc = describe(c, samples, from, to)
 	return ch
 }
 
@@ -185,21 +185,18 @@ func spreadLabels(lines []hline) {
 }
 
 // describe says what a chart shows, for people who cannot see it.
-func describe(c *watch.CheckResult, samples []sample) string {
+func describe(c *watch.CheckResult, samples []sample, from, to time.Time) string {
+	var shown []float64
+	for _, s := range samples {
+		if !s.At.Before(from) && !s.At.After(to) && finite(s.Value) != nil {
+			shown = append(shown, s.Value)
+		}
+	}
 	var b strings.Builder
-	b.WriteString(c.Name + ": " + strconv.Itoa(len(samples)) + " measurements")
-	if n := len(samples); n > 0 {
-		last := samples[n-1].Value
-		b.WriteString(", the last " + watch.FormatValue(&last, c.Unit))
-		peak := math.Inf(-1)
-		for _, s := range samples {
-			if !math.IsNaN(s.Value) {
-				peak = math.Max(peak, s.Value)
-			}
-		}
-		if !math.IsInf(peak, -1) {
-			b.WriteString(", the highest " + watch.FormatValue(&peak, c.Unit))
-		}
+	b.WriteString(c.Name + ": " + strconv.Itoa(len(shown)) + " measurements")
+	if n := len(shown); n > 0 {
+		last, peak := shown[n-1], slices.Max(shown)
+		b.WriteString(", the last " + watch.FormatValue(&last, c.Unit) + ", the highest " + watch.FormatValue(&peak, c.Unit))
 	}
 	if c.Baseline != nil {
 		b.WriteString("; baseline " + watch.FormatValue(c.Baseline, c.Unit))

@@ -435,8 +435,8 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 	post(1, 3, "")
-	open := func(lastID string) (*bufio.Reader, func()) {
-		req, _ := http.NewRequest("GET", hs.URL+"/api/v1/deploys/"+created.ID+"/events", nil)
+	open := func(lastID string, query ...string) (*bufio.Reader, func()) {
+		req, _ := http.NewRequest("GET", hs.URL+"/api/v1/deploys/"+created.ID+"/events"+strings.Join(query, ""), nil)
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
@@ -489,5 +489,45 @@ func TestEventStream(t *testing.T) {
 	}
 	if want := "1 2 3 4 5 6 7 8 9 10"; strings.Join(got, " ") != want {
 		t.Fatalf("events received %v, want %s", got, want)
+	}
+	// A page that rendered the events up to 8 begins after them; a
+	// reconnect's Last-Event-ID wins over the page's start.
+	for _, tc := range []struct{ lastID, query, first string }{{"", "?after=8", "9"}, {"9", "?after=2", "10"}} {
+		r, stop := open(tc.lastID, tc.query)
+		if id, _ := next(r); id != tc.first {
+			t.Errorf("Last-Event-ID %q, %s: the first event is %s, want %s", tc.lastID, tc.query, id, tc.first)
+		}
+		stop()
+	}
+}
+
+// The dashboard's cookie may read, never write: another site could make
+// a browser send it.
+func TestCookieReadsOnly(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hs := apiServer(t, st, false)
+	do := func(method, path, cookie, body string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), method, hs.URL+path, strings.NewReader(body))
+		req.AddCookie(&http.Cookie{Name: "deploywatch_token", Value: cookie})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := do(http.MethodGet, "/api/v1/deploys", tokens["DW_TEST_READ"], ""); got != 200 {
+		t.Errorf("a read with a read token's cookie: %d, want 200", got)
+	}
+	if got := do(http.MethodGet, "/api/v1/deploys", "forged", ""); got != 401 {
+		t.Errorf("a read with a forged cookie: %d, want 401", got)
+	}
+	create := `{"key":"k1","deploy":{"service":"api","started_at":"2026-11-30T10:00:00Z"}}`
+	if got := do(http.MethodPost, "/api/v1/deploys", tokens["DW_TEST_INGEST"], create); got != 401 {
+		t.Errorf("a write with an ingest token's cookie: %d, want 401", got)
 	}
 }
