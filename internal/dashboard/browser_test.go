@@ -59,6 +59,9 @@ func newSite(t *testing.T) *site {
 	if !ok {
 		testenv.Missing(t, "chromium", "Debian package chromium")
 	}
+	if _, ok := testenv.Axe(); !ok {
+		testenv.Missing(t, "axe-core", "scripts/tools.sh axe, then DEPLOYWATCH_AXE=<its path>")
+	}
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "history.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +206,7 @@ func (s *site) axe(page string) {
 
 func (s *site) axeViolations() []violation {
 	s.t.Helper()
-	path, ok := testenv.Axe()
-	if !ok {
-		testenv.Missing(s.t, "axe-core", "scripts/tools.sh axe, then DEPLOYWATCH_AXE=<its path>")
-	}
+	path, _ := testenv.Axe() // newSite made sure of it
 	src, err := os.ReadFile(path)
 	if err != nil {
 		s.t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -36,6 +37,8 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	// stmts are the prepared statements of the hot reads, by their text.
+	stmts sync.Map
 }
 
 var _ store.Store = (*DB)(nil)
@@ -347,7 +350,7 @@ func (s *DB) Deploy(ctx context.Context, id string) (store.Deploy, error) {
 
 // Events returns a deploy's events after seq, in order.
 func (s *DB) Events(ctx context.Context, id string, afterSeq int64) ([]store.Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, time, kind, data FROM events WHERE deploy_id = ? AND seq > ? ORDER BY seq`), id, afterSeq)
+	rows, err := s.queryPrepared(ctx, `SELECT seq, time, kind, data FROM events WHERE deploy_id = ? AND seq > ? ORDER BY seq`, id, afterSeq)
 	if err != nil {
 		return nil, fmt.Errorf("events of deploy %s: %w", id, err)
 	}
@@ -378,9 +381,10 @@ func (s *DB) ListDeploys(ctx context.Context, q store.Query) (store.Page, error)
 	var where []string
 	var args []any
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
-	for col, v := range map[string]string{"service": q.Service, "environment": q.Environment, "namespace": q.Namespace, "verdict": q.Verdict} {
-		if v != "" {
-			add(col+" = ?", v)
+	// In a fixed order: the text names the prepared statement.
+	for _, f := range []struct{ col, v string }{{"service", q.Service}, {"environment", q.Environment}, {"namespace", q.Namespace}, {"verdict", q.Verdict}} {
+		if f.v != "" {
+			add(f.col+" = ?", f.v)
 		}
 	}
 	if !q.Since.IsZero() {
@@ -403,7 +407,7 @@ func (s *DB) ListDeploys(ctx context.Context, q store.Query) (store.Page, error)
 	}
 	query += " ORDER BY started_at DESC, id DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.queryPrepared(ctx, query, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("listing deploys: %w", err)
 	}
@@ -521,4 +525,29 @@ func (s *DB) Prune(ctx context.Context, endedBefore time.Time) (int64, error) {
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
+
+// queryPrepared runs a read whose text is one of a few (the lists, the
+// event streams), prepared once: parsing the SQL is most of a small
+// read's cost.
+func (s *DB) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query = s.q(query)
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt).QueryContext(ctx, args...)
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st.QueryContext(ctx, args...)
+}
