@@ -111,7 +111,10 @@ func newChart(c *watch.CheckResult, samples []sample, from, to time.Time, moment
 	if hi <= lo {
 		hi = lo + 1
 	}
-	hi += (hi - lo) * 0.12
+	hi += (hi - lo) * 0.08
+	// Round ticks: 0, 2%, 4%, 6% rather than 1.53%, 3.07%.
+	step := niceNumber((hi - lo) / 4)
+	lo, hi = math.Floor(lo/step)*step, math.Ceil(hi/step)*step
 	x := func(t time.Time) float64 {
 		return round(padLeft + plotW*float64(t.Sub(from))/float64(to.Sub(from)))
 	}
@@ -154,13 +157,13 @@ func newChart(c *watch.CheckResult, samples []sample, from, to time.Time, moment
 			ch.Marks = append(ch.Marks, vline{X: x(m.At), LY: 12 + 13*float64(len(ch.Marks)%3), Class: m.Class, Label: m.Label})
 		}
 	}
-	for i := range 5 {
-		v := lo + (hi-lo)*float64(i)/4
+	for i := 0; i <= int(math.Round((hi-lo)/step)); i++ {
+		v := lo + step*float64(i)
 		ch.YTicks = append(ch.YTicks, tick{At: y(v), Label: watch.FormatValue(&v, c.Unit)})
 	}
 	span := to.Sub(from)
-	step := niceStep(span / 5)
-	for t := time.Duration(0); t <= span; t += step {
+	every := niceStep(span / 5)
+	for t := time.Duration(0); t <= span; t += every {
 		ch.XTicks = append(ch.XTicks, tick{At: x(from.Add(t)), Label: "+" + human(t)})
 	}
 	ch.Desc = describe(c, samples, from, to)
@@ -208,6 +211,20 @@ func describe(c *watch.CheckResult, samples []sample, from, to time.Time) string
 		b.WriteString("; warn line " + watch.FormatValue(c.WarnLine, c.Unit))
 	}
 	return b.String() + "."
+}
+
+// niceNumber is 1, 2, 2.5 or 5 times a power of ten, at least x.
+func niceNumber(x float64) float64 {
+	if x <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(x)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*p >= x*(1-1e-9) {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 // niceStep is a round tick interval near d.
