@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -529,5 +530,96 @@ func TestCookieReadsOnly(t *testing.T) {
 	create := `{"key":"k1","deploy":{"service":"api","started_at":"2026-11-30T10:00:00Z"}}`
 	if got := do(http.MethodPost, "/api/v1/deploys", tokens["DW_TEST_INGEST"], create); got != 401 {
 		t.Errorf("a write with an ingest token's cookie: %d, want 401", got)
+	}
+}
+
+// TestDORAOfAKnownHistory fills a real store with a week of one service
+// and checks every figure of GET /services/{service}/dora against values
+// worked out by hand.
+func TestDORAOfAKnownHistory(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			base := time.Now().UTC().Truncate(time.Second).Add(-10 * 24 * time.Hour)
+			at := func(d time.Duration) *time.Time { v := base.Add(d); return &v }
+			day, h, m := 24*time.Hour, time.Hour, time.Minute
+			type dep struct {
+				key, version, prev, verdict string
+				start, detected, end        time.Duration
+				hasDetected, rolledBack     bool
+				commit                      *time.Time
+				label                       string
+			}
+			history := []dep{
+				{key: "d1", version: "v1", prev: "v0", verdict: "stable", start: 0, end: 10 * m, commit: at(-2 * h)},
+				{key: "d2", version: "v2", prev: "v1", verdict: "failed", start: day, detected: day + 30*time.Second, hasDetected: true, end: day + m, rolledBack: true},
+				{key: "d3", version: "v2", prev: "v1", verdict: "stable", start: day + 2*h, end: day + 2*h + 10*m, commit: at(day - h)},
+				{key: "d4", version: "v3", prev: "v2", verdict: "failed", start: 2 * day, detected: 2*day + m, hasDetected: true, end: 2*day + 2*m, rolledBack: true},
+				{key: "d5", version: "v4", prev: "v2", verdict: "stable", start: 2*day + h, end: 2*day + h + 10*m},
+				{key: "d6", version: "v5", prev: "v4", verdict: "stable", start: 3 * day, end: 3*day + 10*m, label: store.LabelIncident},
+				{key: "d7", version: "v6", prev: "v5", verdict: "inconclusive", start: 4 * day, end: 4*day + 20*m},
+			}
+			ids := map[string]string{}
+			for _, d := range history {
+				stored, _, err := st.CreateDeploy(t.Context(), store.Deploy{Key: d.key, Source: "cli", Service: "shop", Environment: "prod",
+					Version: d.version, PreviousVersion: d.prev, StartedAt: *at(d.start), CommitTime: d.commit})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := store.Progress{Verdict: d.verdict, PreviousVersion: d.prev, EndedAt: at(d.end), RolledBack: d.rolledBack, RollbackOK: d.rolledBack}
+				if d.hasDetected {
+					p.DetectedAt = at(d.detected)
+				}
+				if err := st.Checkpoint(t.Context(), stored.ID, p); err != nil {
+					t.Fatal(err)
+				}
+				if d.label != "" {
+					if err := st.AddLabel(t.Context(), store.Label{DeployID: stored.ID, Label: d.label, At: *at(d.end + h), Who: "oncall"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ids[d.key] = stored.ID
+			}
+			// Another service's v2, stable: it shows nothing of shop's.
+			other, _, _ := st.CreateDeploy(t.Context(), store.Deploy{Key: "o1", Source: "cli", Service: "web", Environment: "prod", Version: "v3", StartedAt: *at(3 * day)})
+			_ = st.Checkpoint(t.Context(), other.ID, store.Progress{Verdict: "stable", EndedAt: at(3*day + m)})
+
+			c := newClient(t, apiServer(t, st, true).URL)
+			code, body := c.do(call{method: "GET", path: "/services/shop/dora?environment=prod&window=30d"})
+			var got doraJSON
+			if err := json.Unmarshal(body, &got); err != nil || code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+			near := func(what string, v *float64, want float64) {
+				t.Helper()
+				if v == nil || math.Abs(*v-want) > 1e-6 {
+					t.Errorf("%s = %v, want %v", what, v, want)
+				}
+			}
+			// 7 deploys ended in 30 days.
+			near("deployment frequency", got.Frequency.Value, 7.0/30)
+			// Stable deploys with a commit time: d1 2h10m, d3 3h10m; median 2h40m.
+			near("lead time", got.LeadTime.Value, 9600)
+			// 2 failed of 6 judged (the inconclusive one is not judged).
+			near("change failure rate", got.Failure.Value, 2.0/6)
+			// d2: 30s to d3's end, 2h9m30s; d4: 1m to d5's end, 1h9m; median.
+			near("recovery time", got.Recovery.Value, (7770.0+4140)/2)
+			// d2's v2 was deployed again and stable: a false rollback. d6
+			// was stable, then an incident: a regression missed.
+			j := got.Judge
+			if j.Failed != 2 || j.Stable != 4 || j.Inconclusive != 1 || len(j.FalseRollbacks) != 1 || j.FalseRollbacks[0] != ids["d2"] ||
+				len(j.Missed) != 1 || j.Missed[0] != ids["d6"] {
+				t.Errorf("judge %+v; want 2 failed (d2 false), 4 stable (d6 missed), 1 inconclusive", j)
+			}
+			near("precision", j.Precision, 0.5)
+			near("recall", j.Recall, 0.5)
+			near("inconclusive share", j.InconclusiveShare, 1.0/7)
+			if fmt.Sprint(j.Detection) != "[30 60]" {
+				t.Errorf("detection times %v, want [30 60]", j.Detection)
+			}
+			if got.Frequency.Band != "high" || got.LeadTime.Band != "elite" || got.Recovery.Band != "high" {
+				t.Errorf("bands: frequency %s, lead time %s, recovery %s; want high, elite, high", got.Frequency.Band, got.LeadTime.Band, got.Recovery.Band)
+			}
+		})
 	}
 }
