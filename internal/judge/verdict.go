@@ -102,6 +102,10 @@ type Thresholds struct {
 	// Format renders a value of the check in reasons ("1.2%", "48ms").
 	// Default: four significant digits.
 	Format func(float64) string
+	// Test is how the looks of a watch at this check share the chance of
+	// failing a healthy release; Look is which look this is (from 1).
+	Test Test
+	Look int
 }
 
 func (t Thresholds) fmt(v float64) string {
@@ -260,34 +264,33 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 		return warnOrPass(out, out.Value, judgedBase, t, false)
 	}
 	out.Line = line
-	var pBeyond, pWithin float64 // p-values of "beyond the line" and "within it"
+	pBeyond := t.pBinomialBeyond(bad, obs.Total, line)
+	var pWithin float64 // the p-value of "within the line", for a passing look's confidence
 	if t.Fail.Op.Upward() {
-		pBeyond = binomialAtLeast(bad, obs.Total, line)
 		pWithin = binomialAtMost(bad, obs.Total, line)
 	} else {
-		pBeyond = binomialAtMost(bad, obs.Total, line)
 		pWithin = binomialAtLeast(bad, obs.Total, line)
 	}
 	if t.Fail.Crosses(out.Value, line) {
 		out.Confidence = 1 - pBeyond
-		if pBeyond <= t.alpha() && !t.worseThanBefore(bad, obs.Total, base, before) {
+		if pBeyond <= t.level() && !t.worseThanBefore(bad, obs.Total, base, before) {
 			out.Status = Warn
 			out.Reason = fmt.Sprintf("%s of %.0f requests %s %s, but before the deploy it was %s of %.0f requests, maybe beyond the line already: not significantly more than %g%% worse",
 				pct(out.Value), obs.Total, t.Fail.Op, pct(line), pct(out.Baseline), base.Total, t.Tolerance*100)
 			return out
 		}
-		if pBeyond <= t.alpha() {
+		if pBeyond <= t.level() {
 			out.Status = Fail
-			out.Reason = fmt.Sprintf("%s of %.0f requests %s %s (%.2f%% sure)",
-				pct(out.Value), obs.Total, t.Fail.Op, pct(line), 100*out.Confidence)
+			out.Reason = fmt.Sprintf("%s of %.0f requests %s %s (%s sure)",
+				pct(out.Value), obs.Total, t.Fail.Op, pct(line), sure(out.Confidence))
 			if before {
 				out.Reason += fmt.Sprintf("; already %s before the deploy", pct(out.Baseline))
 			}
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("%s %s %s, but %.0f requests are not enough to be sure (%.1f%% < %.0f%%)",
-			pct(out.Value), t.Fail.Op, pct(line), obs.Total, 100*out.Confidence, 100*(1-t.alpha()))
+		out.Reason = fmt.Sprintf("%s %s %s, but %.0f requests are not enough to be sure (%s < %s)",
+			pct(out.Value), t.Fail.Op, pct(line), obs.Total, sure(out.Confidence), sure(1-t.level()))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -317,7 +320,7 @@ func (t Thresholds) worseThanBefore(bad, total float64, base Counts, before bool
 	}
 	c := 1 + t.Tolerance
 	shareAfter := c * total / (base.Total + c*total)
-	return binomialAtLeast(bad, bad+baseBad, shareAfter) <= t.alpha()
+	return binomialAtLeast(bad, bad+baseBad, shareAfter) <= t.fixedLevel()
 }
 
 // Rate judges how often something happens, count events over seconds,
@@ -343,23 +346,24 @@ func Rate(count, seconds, baseCount, baseSeconds float64, t Thresholds) Verdict 
 	}
 	out.Line = line
 	mean := line * seconds
-	var pBeyond, pWithin float64
+	pBeyond := t.pPoissonBeyond(count, mean)
+	var pWithin float64
 	if t.Fail.Op.Upward() {
-		pBeyond, pWithin = poissonAtLeast(count, mean), poissonAtMost(count, mean)
+		pWithin = poissonAtMost(count, mean)
 	} else {
-		pBeyond, pWithin = poissonAtMost(count, mean), poissonAtLeast(count, mean)
+		pWithin = poissonAtLeast(count, mean)
 	}
 	if t.Fail.Crosses(out.Value, line) {
 		out.Confidence = 1 - pBeyond
-		if pBeyond <= t.alpha() {
+		if pBeyond <= t.level() {
 			out.Status = Fail
-			out.Reason = fmt.Sprintf("%.3g/s over %.0fs %s %.3g/s (baseline %.3g/s; %.2f%% sure)",
-				out.Value, seconds, t.Fail.Op, line, out.Baseline, 100*out.Confidence)
+			out.Reason = fmt.Sprintf("%.3g/s over %.0fs %s %.3g/s (baseline %.3g/s; %s sure)",
+				out.Value, seconds, t.Fail.Op, line, out.Baseline, sure(out.Confidence))
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("%.3g/s %s %.3g/s, but %.0f events in %.0fs are not enough to be sure (%.1f%%)",
-			out.Value, t.Fail.Op, line, count, seconds, 100*out.Confidence)
+		out.Reason = fmt.Sprintf("%.3g/s %s %.3g/s, but %.0f events in %.0fs are not enough to be sure (%s < %s)",
+			out.Value, t.Fail.Op, line, count, seconds, sure(out.Confidence), sure(1-t.level()))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -396,22 +400,26 @@ func Quantile(h, base Histogram, q, minCount float64, t Thresholds) Verdict {
 	out.Line = line
 	above := math.Max(n-h.CountAtOrBelow(line), 0)
 	tail := 1 - q
-	pBeyond := binomialAtLeast(above, n, tail)
+	// The line is crossed upward by more than tail of the observations
+	// above it, whatever the rule's direction says about latency.
+	up := t
+	up.Fail.Op = OpGreater
+	pBeyond := up.pBinomialBeyond(above, n, tail)
 	pWithin := binomialAtMost(above, n, tail)
 	if t.Fail.Crosses(out.Value, line) {
 		out.Confidence = 1 - pBeyond
-		if pBeyond <= t.alpha() {
+		if pBeyond <= t.level() {
 			out.Status = Fail
-			out.Reason = fmt.Sprintf("p%s %s %s %s: %.0f of %.0f requests slower (%.2f%% sure)",
-				quantileName(q), secs(out.Value), t.Fail.Op, secs(line), above, n, 100*out.Confidence)
+			out.Reason = fmt.Sprintf("p%s %s %s %s: %.0f of %.0f requests slower (%s sure)",
+				quantileName(q), secs(out.Value), t.Fail.Op, secs(line), above, n, sure(out.Confidence))
 			if before {
 				out.Reason += fmt.Sprintf("; already %s before the deploy", secs(out.Baseline))
 			}
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("p%s %s %s %s, but %.0f observations are not enough to be sure (%.1f%%)",
-			quantileName(q), secs(out.Value), t.Fail.Op, secs(line), n, 100*out.Confidence)
+		out.Reason = fmt.Sprintf("p%s %s %s %s, but %.0f observations are not enough to be sure (%s < %s)",
+			quantileName(q), secs(out.Value), t.Fail.Op, secs(line), n, sure(out.Confidence), sure(1-t.level()))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -419,6 +427,19 @@ func Quantile(h, base Histogram, q, minCount float64, t Thresholds) Verdict {
 }
 
 func pct(v float64) string { return fmt.Sprintf("%.3g%%", 100*v) }
+
+// sure renders a confidence with as many digits as tell it from
+// certainty (99%, 99.98%), never rounded up to a certainty it is not.
+func sure(c float64) string {
+	switch {
+	case c < 0.99:
+		return fmt.Sprintf("%.1f%%", 100*c)
+	case 1-c < 1e-5:
+		return "over 99.999%"
+	}
+	digits := max(0, int(math.Ceil(-math.Log10(1-c)))-2)
+	return fmt.Sprintf("%.*f%%", digits, math.Floor(100*c*math.Pow10(digits))/math.Pow10(digits))
+}
 
 func secs(v float64) string {
 	if math.IsInf(v, 0) || math.IsNaN(v) {
