@@ -399,9 +399,12 @@ type Phases struct {
 
 // JudgeDefaults are inherited by every check that does not set its own.
 type JudgeDefaults struct {
-	// FailureLimit is how many consecutive failing measurements fail a
-	// check. Default 2.
-	FailureLimit int `yaml:"failure_limit"`
+	// FailureLimit, when set, is how many consecutive failing measurements
+	// fail a check, each judged on its own at the confidence (the judge
+	// before the sequential test). Unset (the default), a statistical check
+	// fails at the first look its sequential test decides, and a plain
+	// query after two failing looks in a row.
+	FailureLimit int `yaml:"failure_limit,omitempty"`
 	// ErrorLimit is how many consecutive query errors make a check give up.
 	// Default 3.
 	ErrorLimit int `yaml:"error_limit"`
@@ -468,11 +471,10 @@ func Default() Config {
 		OnInconclusive: PolicyNotify,
 		Alerts:         Alerts{For: Duration(5 * time.Minute), Window: Duration(5 * time.Minute)},
 		Judge: JudgeDefaults{
-			FailureLimit: 2,
-			ErrorLimit:   3,
-			Confidence:   0.99,
-			Tolerance:    0.25,
-			MinRequests:  20,
+			ErrorLimit:  3,
+			Confidence:  0.99,
+			Tolerance:   0.25,
+			MinRequests: 20,
 		},
 	}
 }
@@ -685,6 +687,56 @@ func (ch *Check) QueryFor(role string) string {
 		return ch.Count
 	}
 	return ""
+}
+
+// Accumulates reports whether the check's data accumulate from a fixed
+// start: every query counts since the deploy or the warm-up ($since_deploy,
+// $since_warmup) and none over the sliding $window. Such a check is judged
+// by the sequential test; the others spend the error over their looks.
+func (ch *Check) Accumulates() bool {
+	if ch.Type == TypeQuery {
+		return false
+	}
+	cumulative := false
+	for _, expr := range ch.Queries() {
+		for _, name := range Variables(expr) {
+			switch name {
+			case VarWindow:
+				return false
+			case VarSinceDeploy, VarSinceWarmup:
+				cumulative = true
+			}
+		}
+	}
+	return cumulative
+}
+
+// Test is how the check's looks share the chance of failing a healthy
+// release: per look when a failure limit is set (the user's choice), else
+// the sequential test for data that accumulate and alpha spent over the
+// looks for the rest.
+func (ch *Check) Test() judge.Test {
+	switch {
+	case ch.FailureLimit > 0:
+		return judge.PerLook
+	case ch.Accumulates():
+		return judge.Sequential
+	}
+	return judge.Spent
+}
+
+// Failures is how many failing looks in a row fail the check: its
+// failure limit when set; else one for a statistical check, whose test
+// already allows for the many looks, and two for a plain query, which has
+// no statistics to lean on.
+func (ch *Check) Failures() int {
+	switch {
+	case ch.FailureLimit > 0:
+		return ch.FailureLimit
+	case ch.Type == TypeQuery:
+		return 2
+	}
+	return 1
 }
 
 // Queries returns the check's PromQL templates by role.

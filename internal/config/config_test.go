@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploywatch/deploywatch/internal/judge"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -38,8 +39,16 @@ func TestIssueExampleGetsTheSeedsTable(t *testing.T) {
 	}
 	er := names["error_rate"]
 	if er.Type != TypeRatio || er.Fail.String() != "> 1%" || er.Warn.String() != "> 0.1%" ||
-		!strings.Contains(er.Bad, `status=~"5.."`) || er.FailureLimit != 2 || er.MinRequests != 20 {
+		!strings.Contains(er.Bad, `status=~"5.."`) || er.FailureLimit != 0 || er.MinRequests != 20 {
 		t.Errorf("error_rate = %+v", er)
+	}
+	// The default judge is sequential for what accumulates, spent over the
+	// looks for the sliding request rate.
+	for name, want := range map[string]judge.Test{"error_rate": judge.Sequential, "latency_p99": judge.Sequential, "request_rate": judge.Spent} {
+		ch := names[name]
+		if got := ch.Test(); got != want || ch.Failures() != 1 {
+			t.Errorf("%s: test %s, failures %d; want %s, 1", name, got, ch.Failures(), want)
+		}
 	}
 	if p := names["latency_p99"]; p.Fail.String() != "> 2x baseline" || p.Warn.String() != "> 500ms" || p.Quantile != 0.99 {
 		t.Errorf("latency_p99 = %+v", p)
@@ -272,4 +281,30 @@ func issueYAML(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestCheckTest(t *testing.T) {
+	cases := []struct {
+		name  string
+		check Check
+		want  judge.Test
+		fails int
+	}{
+		{"a ratio since the warm-up is sequential", Check{Type: TypeRatio, Bad: "sum(increase(e[$since_warmup]))", Total: "sum(increase(r[$since_warmup]))"}, judge.Sequential, 1},
+		{"a quantile since the deploy is sequential", Check{Type: TypeQuantile, Histogram: "sum by (le) (increase(h[${since_deploy}]))"}, judge.Sequential, 1},
+		{"a ratio over the sliding window spends alpha", Check{Type: TypeRatio, Bad: "sum(increase(e[$window]))", Total: "sum(increase(r[$since_warmup]))"}, judge.Spent, 1},
+		{"a ratio over a fixed range spends alpha", Check{Type: TypeRatio, Bad: "sum(increase(e[5m]))", Total: "sum(increase(r[5m]))"}, judge.Spent, 1},
+		{"a plain query needs two failing looks", Check{Type: TypeQuery, Query: "max(x[$since_warmup])"}, judge.Spent, 2},
+		{"a failure limit keeps the per-look test", Check{Type: TypeRatio, Bad: "e[$since_warmup]", Total: "r[$since_warmup]", FailureLimit: 3}, judge.PerLook, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.check.Test(); got != c.want {
+				t.Errorf("test = %s, want %s", got, c.want)
+			}
+			if got := c.check.Failures(); got != c.fails {
+				t.Errorf("failures = %d, want %d", got, c.fails)
+			}
+		})
+	}
 }

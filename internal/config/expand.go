@@ -80,6 +80,33 @@ func Expand(tmpl string, v Vars) (string, error) {
 		v.Selector = sel
 	}
 	vals := v.lookup()
+	return expand(tmpl, func(name string) (string, error) {
+		val, ok := vals[name]
+		if !ok {
+			return "", fmt.Errorf("unknown variable $%s (known: $%s)", name, strings.Join(slices.Sorted(maps.Keys(vals)), ", $"))
+		}
+		return val, nil
+	})
+}
+
+// Variables returns the names of the variables a template uses, in order,
+// each once. A template that cannot be expanded uses none.
+func Variables(tmpl string) []string {
+	var names []string
+	_, err := expand(tmpl, func(name string) (string, error) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+		return "", nil
+	})
+	if err != nil {
+		return nil
+	}
+	return names
+}
+
+// expand replaces each variable of tmpl by what value returns for its name.
+func expand(tmpl string, value func(name string) (string, error)) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
 		c := tmpl[i]
@@ -112,9 +139,9 @@ func Expand(tmpl string, v Vars) (string, error) {
 			}
 			end++
 		}
-		val, ok := vals[name]
-		if !ok {
-			return "", fmt.Errorf("unknown variable $%s (known: $%s)", name, strings.Join(slices.Sorted(maps.Keys(vals)), ", $"))
+		val, err := value(name)
+		if err != nil {
+			return "", err
 		}
 		b.WriteString(val)
 		i = end - 1

@@ -321,8 +321,8 @@ func (c *Config) validatePhases(bad badFunc) {
 
 func (c *Config) validateJudge(bad badFunc) {
 	j := c.Judge
-	if j.FailureLimit < 1 {
-		bad("judge.failure_limit", "must be at least 1")
+	if j.FailureLimit < 0 {
+		bad("judge.failure_limit", "must be at least 1 (or left out for the sequential test)")
 	}
 	if j.ErrorLimit < 1 {
 		bad("judge.error_limit", "must be at least 1")
@@ -536,8 +536,8 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 	if ch.Window != 0 && ch.Window.D() < time.Second {
 		bad(at("window"), "must be at least 1s")
 	}
-	if ch.FailureLimit < 1 {
-		bad(at("failure_limit"), "must be at least 1")
+	if ch.FailureLimit < 0 {
+		bad(at("failure_limit"), "must be at least 1 (or left out for the sequential test)")
 	}
 	if ch.ErrorLimit < 1 {
 		bad(at("error_limit"), "must be at least 1")

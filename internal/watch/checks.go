@@ -42,6 +42,7 @@ func newCheck(cfg config.Check, window time.Duration) *check {
 		Warn: cfg.Warn.Rule, Fail: cfg.Fail.Rule,
 		Confidence: cfg.Confidence,
 		Format:     func(v float64) string { return formatValue(v, cfg.Unit) },
+		Test:       cfg.Test(),
 	}
 	if cfg.Tolerance != nil {
 		th.Tolerance = float64(*cfg.Tolerance)
@@ -51,7 +52,7 @@ func newCheck(cfg config.Check, window time.Duration) *check {
 	}
 	c := &check{
 		cfg: cfg, window: window, th: th,
-		tracker: judge.Tracker{Limits: judge.Limits{Failures: cfg.FailureLimit, Errors: cfg.ErrorLimit}},
+		tracker: judge.Tracker{Limits: judge.Limits{Failures: cfg.Failures(), Errors: cfg.ErrorLimit}},
 	}
 	c.result = &CheckResult{
 		Name: cfg.Name, Type: cfg.Type, Rule: cfg.Fail.String(), WarnRule: cfg.Warn.String(),
@@ -133,8 +134,13 @@ func (c *check) baselineValue() float64 {
 	return c.base.value
 }
 
-// measure takes one measurement and judges it.
+// measure takes one measurement and judges it as the check's next look.
 func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time.Time) judge.Verdict {
+	return c.measureWith(ctx, src, v, at, c.th.AtLook(c.tracker.Measured()+1))
+}
+
+// measureWith takes one measurement and judges it against th.
+func (c *check) measureWith(ctx context.Context, src Querier, v config.Vars, at time.Time, th judge.Thresholds) judge.Verdict {
 	var out judge.Verdict
 	switch c.cfg.Type {
 	case config.TypeQuery:
@@ -146,7 +152,7 @@ func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time
 			out = judge.NoDataVerdict("the query returned no series")
 			out.Baseline = c.baselineValue()
 		} else {
-			out = judge.Value(val, c.baselineValue(), c.th)
+			out = judge.Value(val, c.baselineValue(), th)
 		}
 	case config.TypeRatio:
 		counts, ok, err := c.counts(ctx, src, v, at)
@@ -160,13 +166,13 @@ func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time
 		if !c.base.hasData {
 			base = judge.Counts{}
 		}
-		out = judge.Ratio(counts, base, c.cfg.MinRequests, c.th)
+		out = judge.Ratio(counts, base, c.cfg.MinRequests, th)
 	case config.TypeQuantile:
 		h, err := c.histogram(ctx, src, v, at)
 		if err != nil {
 			return judge.ErrorVerdict(err)
 		}
-		out = judge.Quantile(h, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, c.th)
+		out = judge.Quantile(h, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
 	case config.TypeRate:
 		count, ok, err := c.scalar(ctx, src, "count", v, at)
 		if err != nil {
@@ -179,7 +185,7 @@ func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time
 		if !c.base.hasData {
 			baseCount = math.NaN()
 		}
-		out = judge.Rate(count, rangeOf(v.Window).Seconds(), baseCount, c.base.window.Seconds(), c.th)
+		out = judge.Rate(count, rangeOf(v.Window).Seconds(), baseCount, c.base.window.Seconds(), th)
 	}
 	return c.applyNoData(out)
 }
