@@ -330,7 +330,14 @@ type Metrics struct {
 	// Window is the default sliding window of checks ($window). Default
 	// max(4 x scrape_interval, 2 x phases.interval).
 	Window Duration `yaml:"window,omitempty"`
+	// QueryBudget is how many queries a second a watch may send to look at
+	// the checks as often as the data change (every scrape) rather than
+	// only every phases.interval. Default 10; 0 looks every interval only.
+	QueryBudget *float64 `yaml:"query_budget,omitempty"`
 }
+
+// DefaultQueryBudget is metrics.query_budget when the config sets none.
+const DefaultQueryBudget = 10.0
 
 // Prometheus is a Prometheus-compatible HTTP API.
 type Prometheus struct {
@@ -519,6 +526,9 @@ func (c *Config) complete() {
 		m.Selector = KubernetesSelector
 	}
 	if m := c.Metrics; m != nil {
+		if m.QueryBudget == nil {
+			m.QueryBudget = ptr(DefaultQueryBudget)
+		}
 		if e := m.Embedded; e != nil {
 			if e.Retention == 0 {
 				e.Retention = Duration(time.Hour)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -348,6 +349,9 @@ var samplePlatformVars = map[string]string{
 // every query would repeat the same error.
 func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	m := c.Metrics
+	if b := m.QueryBudget; b != nil && (*b < 0 || math.IsNaN(*b) || math.IsInf(*b, 0)) {
+		bad("metrics.query_budget", "must be a number of queries a second, 0 or more (0: look every phases.interval only)")
+	}
 	switch {
 	case m.Prometheus != nil && m.Embedded != nil:
 		bad("metrics.embedded", "choose one metric source: metrics.prometheus or metrics.embedded")

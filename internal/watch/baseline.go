@@ -41,14 +41,22 @@ func (w *run) captureBaseline(ctx context.Context) {
 			config.FormatDuration(w.history), config.FormatDuration(m.BaselineWindow))
 	}
 	w.checks = w.newChecks()
+	var mu sync.Mutex
+	var slowest time.Duration
 	w.parallel(ctx, func(ctx context.Context, c *check) {
 		if w.history < 2*scrape {
 			c.base = baseline{window: w.history, value: math.NaN(), count: math.NaN()}
 			c.result.BaselineError = "no history before the deploy"
 			return
 		}
+		began := time.Now() // the source's real answer time, whatever the engine's clock
 		c.measureBaseline(ctx, w.source, m.Selector, baseVars, at, w.history)
+		took := time.Since(began)
+		mu.Lock()
+		slowest = max(slowest, took)
+		mu.Unlock()
 	})
+	w.chooseLook(slowest)
 }
 
 // recordSettings writes the measured settings into the report.

@@ -13,18 +13,19 @@ import (
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
-// monitor is the bake window: every interval, each check is measured
-// against its lines and the baseline, and the pods' health is looked at.
+// monitor is the bake window: at every look (each scrape when the source
+// is cheap to ask, else every interval), each check is measured against
+// its lines and the baseline, and the pods' health is looked at.
 //
-// The measurements are taken at fixed times, interval after interval from
-// the phase's start. A watch resumed after a gap measures the times it
+// The measurements are taken at fixed times, look after look from the
+// phase's start. A watch resumed after a gap measures the times it
 // missed from the source's history before it goes on, so it reaches the
 // verdict an uninterrupted watch would have.
 func (w *run) monitor(ctx context.Context) (ended, error) {
 	if len(w.checks) == 0 && w.pods == nil {
 		return skipped("no checks"), nil
 	}
-	interval := w.spec.Phases.Interval
+	interval := w.lookEvery()
 	start := w.current.StartedAt
 	end := start.Add(w.spec.Phases.Monitor)
 	next := start.Add(interval)

@@ -144,9 +144,12 @@ type Settings struct {
 	// BaselineHistory is how much of the baseline window the source held.
 	BaselineHistory string `json:"baseline_history,omitempty"`
 	Interval        string `json:"interval"`
-	Warmup          string `json:"warmup"`
-	Monitor         string `json:"monitor"`
-	OnFailure       string `json:"on_failure"`
+	// Look is how often the checks were measured: every scrape when the
+	// source answers fast and the query budget allows, else the interval.
+	Look      string `json:"look,omitempty"`
+	Warmup    string `json:"warmup"`
+	Monitor   string `json:"monitor"`
+	OnFailure string `json:"on_failure"`
 }
 
 // PhaseRecord is one phase of the timeline.

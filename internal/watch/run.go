@@ -29,9 +29,9 @@ type run struct {
 	// rolledOutAtOnce is set when the first look found the rollout done.
 	rolledOutAtOnce bool
 
-	// Measured at Start.
-	scrape, window, history time.Duration
-	checks                  []*check
+	// Measured at Start. look is how often the monitor measures.
+	scrape, window, history, look time.Duration
+	checks                        []*check
 	// pods follows the platform's health report, when it gives one.
 	pods *podsCheck
 	// judgeFrom is when warm-up ended: the start of $since_warmup.

@@ -59,6 +59,9 @@ type MetricsSpec struct {
 	Window time.Duration
 	// BaselineWindow is how far before the deploy the baseline looks.
 	BaselineWindow time.Duration
+	// QueryBudget is how many queries a second the monitor may send to
+	// look at the checks more often than every interval (0: never).
+	QueryBudget float64
 }
 
 // FallbackScrape is the scrape interval assumed when it can be neither
@@ -110,6 +113,9 @@ func SpecFor(cfg *config.Config) Spec {
 		s.Metrics = &MetricsSpec{
 			Selector: m.Selector, ScrapeInterval: m.ScrapeInterval.D(), Window: m.Window.D(),
 			BaselineWindow: cfg.Baseline.Window.D(),
+		}
+		if m.QueryBudget != nil {
+			s.Metrics.QueryBudget = *m.QueryBudget
 		}
 		if pr := m.Prometheus; pr != nil {
 			attempts := time.Duration(1 + pr.Retries)

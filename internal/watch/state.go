@@ -48,6 +48,8 @@ type State struct {
 	ScrapeInterval Duration `json:"scrape_interval,omitempty"`
 	Window         Duration `json:"window,omitempty"`
 	History        Duration `json:"history,omitempty"`
+	// Look is how often the monitor measures the checks.
+	Look Duration `json:"look,omitempty"`
 	// JudgeFrom is when the warm-up ended ($since_warmup starts there).
 	JudgeFrom time.Time `json:"judge_from,omitzero"`
 	// LastTick is the time of the monitor's last measurement.
@@ -239,7 +241,7 @@ func (w *run) state() *State {
 		Request:     StateRequest{Version: w.req.Version, RunDeploy: w.req.RunDeploy, TriggeredBy: w.req.TriggeredBy},
 		Began:       w.began,
 		DeployBegan: w.deployBegan, DeployInterrupted: w.deployInterrupted, RolledOutAtOnce: w.rolledOutAtOnce,
-		ScrapeInterval: Duration(w.scrape), Window: Duration(w.window), History: Duration(w.history),
+		ScrapeInterval: Duration(w.scrape), Window: Duration(w.window), History: Duration(w.history), Look: Duration(w.look),
 		JudgeFrom: w.judgeFrom, LastTick: w.lastTick,
 		Decision: w.decision,
 		Report:   &rep,
@@ -377,7 +379,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		Engine: e, began: s.Began, report: &rep, deploy: rep.Deploy,
 		req:         Request{Version: s.Request.Version, RunDeploy: s.Request.RunDeploy, TriggeredBy: s.Request.TriggeredBy, StartedAt: rep.Deploy.StartedAt, Origin: s.Origin},
 		deployBegan: s.DeployBegan, deployInterrupted: s.DeployInterrupted, rolledOutAtOnce: s.RolledOutAtOnce,
-		scrape: time.Duration(s.ScrapeInterval), window: time.Duration(s.Window), history: time.Duration(s.History),
+		scrape: time.Duration(s.ScrapeInterval), window: time.Duration(s.Window), history: time.Duration(s.History), look: time.Duration(s.Look),
 		judgeFrom: s.JudgeFrom, lastTick: s.LastTick, decision: s.Decision,
 	}
 	w.current = rep.Phases[len(rep.Phases)-1]

@@ -242,11 +242,15 @@ func TestTimelineAndEvidence(t *testing.T) {
 	if rep.Settings.ScrapeInterval != "1s" || rep.Settings.ScrapeIntervalSource != "measured" || rep.Settings.Window != "4s" {
 		t.Errorf("settings %+v: want a measured 1s scrape and a 4s window", rep.Settings)
 	}
+	// A source that answers at once is looked at every scrape.
+	if rep.Settings.Look != "1s" {
+		t.Errorf("look every %q, want every 1s scrape", rep.Settings.Look)
+	}
 	if rep.Settings.BaselineHistory != "2m" {
 		t.Errorf("baseline history %s", rep.Settings.BaselineHistory)
 	}
 	for _, c := range rep.Checks {
-		if c.Baseline == nil || c.Measurements != 20 || c.Query == "" {
+		if c.Baseline == nil || c.Measurements != 40 || c.Query == "" {
 			t.Errorf("check %s: baseline %v, %d measurements, query %q", c.Name, c.Baseline, c.Measurements, c.Query)
 		}
 	}
