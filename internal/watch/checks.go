@@ -190,6 +190,20 @@ func (c *check) measureWith(ctx context.Context, src Querier, v config.Vars, at 
 	return c.applyNoData(out)
 }
 
+// measureEarly measures an error share during the warm-up and judges it
+// by the warm-up's strict test: only an overwhelming failure counts.
+func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at time.Time) judge.Verdict {
+	counts, ok, err := c.counts(ctx, src, v, at)
+	if err != nil || !ok {
+		return judge.NoDataVerdict("nothing counted yet")
+	}
+	base := c.base.counts
+	if !c.base.hasData {
+		base = judge.Counts{}
+	}
+	return judge.Overwhelming(counts, base, c.cfg.MinRequests, c.th)
+}
+
 // applyNoData turns no data into a warning or a failure when the check
 // says so, and only when the baseline had data: what was measurable before
 // the deploy and is gone after it is a symptom.

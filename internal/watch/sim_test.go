@@ -85,6 +85,10 @@ type profile struct {
 	errRatio float64
 	latency  float64 // multiplier of the 10-50 ms base latency
 	silent   bool    // no traffic reaches it
+	// coldErrRatio is the error share for the first coldFor after the
+	// deploy: a warm-up stumble.
+	coldErrRatio float64
+	coldFor      time.Duration
 }
 
 type request struct {
@@ -119,8 +123,12 @@ func newSim(seed uint64, t0 time.Time, before, after profile, deployAt time.Time
 			continue
 		}
 		t = t.Add(time.Duration(r.ExpFloat64() / p.rps * float64(time.Second)))
+		errRatio := p.errRatio
+		if since := t.Sub(deployAt); since >= 0 && since < p.coldFor {
+			errRatio = p.coldErrRatio
+		}
 		s.requests = append(s.requests, request{
-			t: t, err: r.Float64() < p.errRatio,
+			t: t, err: r.Float64() < errRatio,
 			latency: (0.010 + 0.040*r.Float64()) * p.latency,
 		})
 	}

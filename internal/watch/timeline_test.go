@@ -1,10 +1,12 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +62,7 @@ type scenario struct {
 	wantRolled  bool
 	maxDetectS  float64
 	wantWarning string // a check that must end warn
+	wantPhase   string // the phase that failed, when not the monitor
 }
 
 var good = profile{rps: 50, errRatio: 0.001, latency: 1}
@@ -94,9 +97,13 @@ func TestScenarios(t *testing.T) {
 		{name: "2% before and 8% after is blamed",
 			before: profile{rps: 50, errRatio: 0.02, latency: 1}, after: profile{rps: 50, errRatio: 0.08, latency: 1},
 			want: Failed, wantCheck: "error_rate", wantRolled: true},
-		{name: "with failure_limit 1, 20% errors fail at the first failing look", before: good,
-			after: profile{rps: 50, errRatio: 0.2, latency: 1}, extra: "judge:\n  failure_limit: 1\n",
-			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 8},
+		{name: "crash-level errors fail inside the warm-up", before: good, after: profile{rps: 50, errRatio: 0.3, latency: 1},
+			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 3, wantPhase: "warmup"},
+		{name: "a warm-up stumble is not blamed on the release", before: good,
+			after: profile{rps: 50, errRatio: 0.001, latency: 1, coldErrRatio: 0.05, coldFor: 4 * time.Second}, want: Stable},
+		{name: "with failure_limit 1, 4% errors fail at the first failing look", before: good,
+			after: profile{rps: 50, errRatio: 0.04, latency: 1}, extra: "judge:\n  failure_limit: 1\n",
+			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 10},
 	}
 	for _, sc := range cases {
 		t.Run(sc.name, func(t *testing.T) {
@@ -117,6 +124,10 @@ func TestScenarios(t *testing.T) {
 				}
 				if rep.DetectedAt == nil {
 					t.Fatal("detected_at missing")
+				}
+				wantPhase := cmp.Or(sc.wantPhase, "monitor")
+				if i := slices.IndexFunc(rep.Phases, func(p *PhaseRecord) bool { return p.Outcome == OutcomeFailed }); i < 0 || rep.Phases[i].Name != wantPhase {
+					t.Errorf("phases %+v: want %s to have failed", rep.Phases, wantPhase)
 				}
 				if sc.maxDetectS > 0 {
 					if d := rep.DetectedAt.Sub(rep.Deploy.StartedAt).Seconds(); d > sc.maxDetectS {

@@ -2,21 +2,34 @@ package watch
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
-// warmup is the grace period after the rollout: only hard failures (the
-// platform's health problems) count. Its end is where the checks begin to
+// warmup is the grace period after the rollout: only hard failures count,
+// the platform's health problems and an error share so far beyond its
+// line that no warm-up explains it (a crash-level release fails here at
+// once, see judge.Overwhelming). Its end is where the checks begin to
 // count requests ($since_warmup).
 func (w *run) warmup(ctx context.Context) (ended, error) {
 	end := w.warmupEnd()
+	step := w.spec.Phases.Interval
+	early := w.earlyChecks()
+	if len(early) > 0 {
+		step = w.lookEvery()
+	}
 	for w.clock.Now().Before(end) {
 		if err := w.watchHealth(ctx); err != nil {
 			return ended{}, err
 		}
-		if err := w.sleep(ctx, min(w.spec.Phases.Interval, end.Sub(w.clock.Now()))); err != nil {
+		if err := w.lookEarly(ctx, early); err != nil {
+			return ended{}, err
+		}
+		if err := w.sleep(ctx, min(step, end.Sub(w.clock.Now()))); err != nil {
 			return ended{}, err
 		}
 	}
@@ -46,4 +59,60 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// earlyChecks are the checks that may fail a release during the warm-up:
+// error shares counted from a fixed start, with an upward line.
+func (w *run) earlyChecks() []*check {
+	var out []*check
+	for _, c := range w.checks {
+		if c.cfg.Type == config.TypeRatio && c.cfg.Accumulates() && c.cfg.Fail.Op.Upward() && !c.frozen {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// lookEarly measures the early checks over the warm-up so far and fails
+// the release when one is overwhelmingly bad.
+func (w *run) lookEarly(ctx context.Context, early []*check) error {
+	if len(early) == 0 {
+		return nil
+	}
+	at := w.clock.Now()
+	since := at.Sub(w.current.StartedAt)
+	if since < 2*w.scrape {
+		return nil // increase() needs two scrapes in its range
+	}
+	vars := config.Vars{
+		Selector: w.spec.Metrics.Selector, SinceDeploy: at.Sub(w.deploy.StartedAt), SinceWarmup: since,
+		Platform: w.platformVars(ctx, false),
+	}
+	verdicts := make([]judge.Verdict, len(early))
+	qctx, cancel := w.queryContext(ctx)
+	var wg sync.WaitGroup
+	for i, c := range early {
+		v := vars
+		v.Window = c.window
+		wg.Go(func() { verdicts[i] = c.measureEarly(qctx, w.source, v, at) })
+	}
+	wg.Wait()
+	cancel()
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	for i, c := range early {
+		if verdicts[i].Status != judge.Fail {
+			continue
+		}
+		v := vars
+		v.Window = c.window
+		c.tracker.Observe(judge.Fail)
+		c.record(verdicts[i], v, at)
+		c.frozen = true
+		breach := *c.result
+		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdicts[i].Reason})
+		return &failure{reason: c.cfg.Name + ": " + verdicts[i].Reason}
+	}
+	return nil
 }
