@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"testing"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // BenchmarkDetection measures the time from the deploy command to the
 // rollback decision for the bad releases of the issue, against a real
 // Prometheus scraping every 1s, with the issue's config (warm-up 5s,
-// interval 2s, failure_limit 2). It reports detect-s (seconds) and
+// interval 2s, the default sequential judge looking every scrape; a longer
+// monitor where the evidence takes longer). It reports detect-s (seconds) and
 // rollback-s (seconds until the rollback hook finished). Run with
 //
 //	go test ./test/integration -run '^$' -bench Detection -benchtime 3x
@@ -21,14 +23,18 @@ func BenchmarkDetection(b *testing.B) {
 		testenv.Missing(b, "prometheus", "Debian package prometheus")
 	}
 	cases := []struct {
-		name  string
-		after testsvc.Profile
+		name    string
+		after   testsvc.Profile
+		rps     float64
+		monitor string
 	}{
-		{"errors=5%/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.05, Latency: 1}},
-		{"errors=2%/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.02, Latency: 1}},
-		{"p99=4x/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 4}},
-		{"p99=3x/rps=50", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 3}},
-		{"traffic-stops/rps=50", testsvc.Profile{Version: "v2", Silent: true}},
+		{name: "errors=30%/rps=50", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.30, Latency: 1}},
+		{name: "errors=5%/rps=50", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.05, Latency: 1}},
+		{name: "errors=2%/rps=50", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.02, Latency: 1}, monitor: "90s"},
+		{name: "p99=4x/rps=50", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 4}},
+		{name: "p99=3x/rps=50", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 3}},
+		{name: "traffic-stops/rps=50", after: testsvc.Profile{Version: "v2", Silent: true}},
+		{name: "errors=3%/rps=5", after: testsvc.Profile{Version: "v2", ErrorRatio: 0.03, Latency: 1}, rps: 5, monitor: "150s"},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -36,7 +42,8 @@ func BenchmarkDetection(b *testing.B) {
 			detected := 0
 			for range b.N {
 				b.StopTimer()
-				e := newBenchEnv(b, healthy, 50, 20*time.Second)
+				e := newBenchEnv(b, healthy, cmp.Or(c.rps, 50), 20*time.Second)
+				e.monitor = c.monitor
 				e.svc.Stage(c.after)
 				b.StartTimer()
 				r := e.run(b, "")

@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,8 @@ type env struct {
 	svc  *testsvc.Service
 	prom *testenv.Prometheus
 	dir  string
+	// monitor replaces the config's 40s monitor phase when set.
+	monitor string
 }
 
 func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Duration) *env {
@@ -81,7 +84,11 @@ func (e *env) run(t testing.TB, extra string, args ...string) result {
 func (e *env) runTo(t testing.TB, out *syncBuffer, extra string, args ...string) result {
 	t.Helper()
 	cfg := filepath.Join(e.dir, "deploywatch.yaml")
-	if err := os.WriteFile(cfg, []byte(configFor(e.svc.Addr, e.prom.URL, extra)), 0o600); err != nil {
+	text := configFor(e.svc.Addr, e.prom.URL, extra)
+	if e.monitor != "" {
+		text = strings.Replace(text, "monitor: 40s", "monitor: "+e.monitor, 1)
+	}
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reportPath := filepath.Join(e.dir, "report.json")
@@ -128,7 +135,11 @@ func TestWatchAgainstRealPrometheus(t *testing.T) {
 		// history is how long Prometheus scrapes before the deploy
 		// (default 20s): the baseline is measured on it.
 		history time.Duration
+		// wantPhase is the phase that fails, when not the monitor.
+		wantPhase string
 	}{
+		{name: "crash-level errors fail inside the warm-up", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.3, Latency: 1},
+			rps: 50, wantCode: cli.ExitFailed, wantCheck: "error_rate", wantRolled: true, maxDetect: 30 * time.Second, wantPhase: watch.PhaseWarmup},
 		{name: "a good deploy ends stable", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1},
 			rps: 50, wantCode: cli.ExitStable},
 		{name: "5% errors at 50 req/s is rolled back within 30s", before: healthy, after: testsvc.Profile{Version: "v2", ErrorRatio: 0.05, Latency: 1},
@@ -174,6 +185,15 @@ func TestWatchAgainstRealPrometheus(t *testing.T) {
 				}
 				if !strings.HasPrefix(r.report.Reason, c.wantCheck+":") {
 					t.Errorf("reason %q, want the %s check", r.report.Reason, c.wantCheck)
+				}
+				failedPhase := ""
+				for _, p := range r.report.Phases {
+					if p.Outcome == watch.OutcomeFailed {
+						failedPhase = p.Name
+					}
+				}
+				if want := cmp.Or(c.wantPhase, watch.PhaseMonitor); failedPhase != want {
+					t.Errorf("the %s phase failed, want %s", failedPhase, want)
 				}
 				if r.detect <= 0 || r.detect > c.maxDetect {
 					t.Errorf("detected %s after the deploy command, want within %s", r.detect, c.maxDetect)
