@@ -39,6 +39,16 @@ const (
 	NoDataFail   = "fail"
 )
 
+// What a check's failure does.
+const (
+	// ModeEnforce: a failing check fails the deploy (the default).
+	ModeEnforce = "enforce"
+	// ModeReport: the check is measured, shown and stored, and says when
+	// it would have failed, but never fails a deploy: the way to try a new
+	// check before it may roll anything back.
+	ModeReport = "report"
+)
+
 // Config is a whole deploywatch.yaml.
 type Config struct {
 	// Service names what is deployed, e.g. "api".
@@ -455,6 +465,8 @@ type Check struct {
 	// OnNoData is ignore (default), warn or fail. fail applies only when
 	// the baseline had data: what was there before and is gone now fails.
 	OnNoData string `yaml:"on_nodata,omitempty"`
+	// Mode is enforce (default) or report (measured, never fails a deploy).
+	Mode string `yaml:"mode,omitempty"`
 	// Unit is how values are shown: percent, seconds, bytes, persecond, or
 	// empty for plain numbers.
 	Unit string `yaml:"unit,omitempty"`
@@ -578,6 +590,9 @@ func (c *Config) complete() {
 		}
 		if ch.OnNoData == "" {
 			ch.OnNoData = NoDataIgnore
+		}
+		if ch.Mode == "" {
+			ch.Mode = ModeEnforce
 		}
 		if ch.Type == TypeQuantile && ch.Quantile == 0 {
 			ch.Quantile = 0.99

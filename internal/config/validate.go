@@ -552,6 +552,9 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 	if ch.MinRequests < 0 {
 		bad(at("min_requests"), "must not be negative")
 	}
+	if ch.Mode != ModeEnforce && ch.Mode != ModeReport {
+		bad(at("mode"), "%q: want enforce or report", ch.Mode)
+	}
 	if ch.OnNoData != NoDataIgnore && ch.OnNoData != NoDataWarn && ch.OnNoData != NoDataFail {
 		bad(at("on_nodata"), "%q: want ignore, warn or fail", ch.OnNoData)
 	}

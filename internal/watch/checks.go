@@ -57,9 +57,19 @@ func newCheck(cfg config.Check, window time.Duration) *check {
 	c.result = &CheckResult{
 		Name: cfg.Name, Type: cfg.Type, Rule: cfg.Fail.String(), WarnRule: cfg.Warn.String(),
 		Window: config.RangeString(window), Unit: cfg.Unit, Verdict: judge.StatusUnknown,
+		Test: th.Test.String(),
+	}
+	if cfg.Type == config.TypeQuery {
+		c.result.Test = "" // no statistics: the failure limit decides
+	}
+	if cfg.Mode == config.ModeReport {
+		c.result.Mode = config.ModeReport
 	}
 	return c
 }
+
+// enforced reports whether the check's failure fails the deploy.
+func (c *check) enforced() bool { return c.cfg.Mode != config.ModeReport }
 
 // rangeOf rounds a range as the query will see it (whole seconds).
 func rangeOf(d time.Duration) time.Duration {

@@ -118,9 +118,13 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		if v.Status == judge.Fail || v.Status == judge.Warn && prev != judge.Warn {
 			// A copy: observers may keep the event while the check moves on.
 			breach := *c.result
-			w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + v.Reason})
+			msg := c.cfg.Name + ": " + v.Reason
+			if !c.enforced() {
+				msg += " (mode: report; the deploy is not failed for it)"
+			}
+			w.emit(Event{Kind: event.Breached, Check: &breach, Message: msg})
 		}
-		if c.tracker.Failed() && failed == nil {
+		if c.tracker.Failed() && failed == nil && c.enforced() {
 			failed = c
 		}
 	}

@@ -181,6 +181,12 @@ type CheckResult struct {
 	Confidence *float64 `json:"confidence"`
 	Reason     string   `json:"reason,omitempty"`
 	Unit       string   `json:"unit,omitempty"`
+	// Test is how the check's looks share the chance of failing a healthy
+	// release: sequential, spent (over the looks) or per_look.
+	Test string `json:"test,omitempty"`
+	// Mode is report for a check that is measured but never fails a
+	// deploy; its verdict then says whether it would have.
+	Mode string `json:"mode,omitempty"`
 	// BreachingBefore says the baseline was already beyond the fail line.
 	BreachingBefore bool `json:"breaching_before,omitempty"`
 	// BaselineWindow is the window the baseline was measured over.

@@ -12,9 +12,11 @@ import (
 // with the warnings and whatever could not be judged, becomes the
 // verdict's.
 func (w *run) stable(context.Context) (ended, error) {
-	var warned, blind, gaveUp []string
+	var warned, blind, gaveUp, wouldFail []string
 	for _, c := range w.checks {
 		switch {
+		case !c.enforced() && c.tracker.Failed():
+			wouldFail = append(wouldFail, fmt.Sprintf("%s (%s)", c.cfg.Name, c.result.Reason))
 		case c.tracker.GaveUp():
 			gaveUp = append(gaveUp, c.cfg.Name)
 		case !c.tracker.Judged():
@@ -29,6 +31,9 @@ func (w *run) stable(context.Context) (ended, error) {
 		if w.pods != nil {
 			parts = []string{"the rollout completed and the pods stayed healthy through the monitor window (no metric checks configured)"}
 		}
+	}
+	if len(wouldFail) > 0 {
+		parts = append(parts, "would have failed (mode: report): "+strings.Join(wouldFail, "; "))
 	}
 	if len(warned) > 0 {
 		parts = append(parts, "warnings: "+strings.Join(warned, ", "))

@@ -427,3 +427,34 @@ func (r *Report) phase(name string) *PhaseRecord {
 	}
 	return nil
 }
+
+// TestReportModeNeverFails: a check in mode: report is measured, shown and
+// stored like any other, says when it would have failed, and never fails
+// the deploy.
+func TestReportModeNeverFails(t *testing.T) {
+	extra := `checks:
+  - name: error_rate
+    type: ratio
+    bad: 'sum(increase(http_requests_total{$selector,status=~"5.."}[$since_warmup]))'
+    total: 'sum(increase(http_requests_total{$selector}[$since_warmup]))'
+    fail: "> 1%"
+    unit: percent
+    mode: report
+`
+	rep, plat, events := runScenario(t, scenario{before: good, after: profile{rps: 50, errRatio: 0.3, latency: 1}, extra: extra})
+	if rep.Verdict != Stable || len(plat.rollbacks) != 0 {
+		t.Fatalf("verdict %s (%s), %d rollbacks: want stable, none", rep.Verdict, rep.Reason, len(plat.rollbacks))
+	}
+	c := findCheck(t, rep, "error_rate")
+	if c.Verdict != judge.Fail || c.Mode != "report" || c.Test != "sequential" {
+		t.Errorf("check = %s, mode %q, test %q: want a recorded failure in report mode, judged sequentially", c.Verdict, c.Mode, c.Test)
+	}
+	if !strings.Contains(rep.Reason, "would have failed (mode: report): error_rate") {
+		t.Errorf("reason %q does not say the check would have failed", rep.Reason)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool {
+		return e.Kind == event.Breached && strings.Contains(e.Message, "mode: report")
+	}) {
+		t.Error("no breach event says the check is in report mode")
+	}
+}

@@ -66,7 +66,7 @@ func maxTime(a, b time.Time) time.Time {
 func (w *run) earlyChecks() []*check {
 	var out []*check
 	for _, c := range w.checks {
-		if c.cfg.Type == config.TypeRatio && c.cfg.Accumulates() && c.cfg.Fail.Op.Upward() && !c.frozen {
+		if c.cfg.Type == config.TypeRatio && c.cfg.Accumulates() && c.cfg.Fail.Op.Upward() && !c.frozen && c.enforced() {
 			out = append(out, c)
 		}
 	}
