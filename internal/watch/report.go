@@ -121,6 +121,9 @@ type Report struct {
 	Phases  []*PhaseRecord `json:"phases"`
 	Checks  []*CheckResult `json:"checks"`
 	Skipped []SkippedCheck `json:"skipped,omitempty"`
+	// Detectability says, for each check, what the watch could see at the
+	// traffic before the deploy: worked out at Start, before any verdict.
+	Detectability []Detectability `json:"detectability,omitempty"`
 	// Verify lists the post-deploy checklist's items.
 	Verify     []VerifyItem    `json:"verify,omitempty"`
 	DetectedAt *time.Time      `json:"detected_at"`

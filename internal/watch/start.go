@@ -44,6 +44,7 @@ func (w *run) start(ctx context.Context) (ended, error) {
 		parts = append(parts, fmt.Sprintf("%s %s", c.cfg.Name, FormatValue(c.result.Baseline, c.cfg.Unit)))
 	}
 	w.emit(Event{Kind: event.Baseline, Checks: w.results(), Message: "baseline over " + w.report.Settings.BaselineHistory + ": " + strings.Join(parts, ", ")})
+	w.planDetection()
 	return passed("baseline captured over %s", w.report.Settings.BaselineHistory), nil
 }
 

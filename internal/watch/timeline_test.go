@@ -458,3 +458,40 @@ func TestReportModeNeverFails(t *testing.T) {
 		t.Error("no breach event says the check is in report mode")
 	}
 }
+
+// TestDetectabilitySaysWhatAWatchCanSee: at 50 req/s the default checks
+// can judge within the 40s monitor; at 0.3 req/s the error share cannot,
+// and the watch says so before any verdict, with what to change.
+func TestDetectabilitySaysWhatAWatchCanSee(t *testing.T) {
+	rep, _, _ := runScenario(t, scenario{before: good, after: good})
+	for _, d := range rep.Detectability {
+		if !d.CanJudge {
+			t.Errorf("at 50 req/s %s cannot judge: %s", d.Check, d.Summary)
+		}
+	}
+	er := detectabilityOf(t, rep, "error_rate")
+	if er.Smallest == nil || *er.Smallest > 0.03 || er.RegressionSeconds == nil || *er.RegressionSeconds > 10 {
+		t.Errorf("error_rate at 50 req/s: %+v, want a share under 3%% provable and 5%% within 10s", er)
+	}
+
+	quiet := profile{rps: 0.3, errRatio: 0.001, latency: 1}
+	rep, _, events := runScenario(t, scenario{before: quiet, after: quiet})
+	er = detectabilityOf(t, rep, "error_rate")
+	if er.CanJudge || !strings.Contains(er.Summary, "raise phases.monitor to") {
+		t.Errorf("error_rate at 0.3 req/s: %+v, want it unable to judge, with advice", er)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.Kind == event.Note && e.Message == er.Summary }) {
+		t.Error("the watch did not say the error share cannot be judged")
+	}
+}
+
+func detectabilityOf(t *testing.T, rep *Report, name string) Detectability {
+	t.Helper()
+	for _, d := range rep.Detectability {
+		if d.Check == name {
+			return d
+		}
+	}
+	t.Fatalf("no detectability for %s in %+v", name, rep.Detectability)
+	return Detectability{}
+}
