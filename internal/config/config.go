@@ -397,6 +397,15 @@ type Baseline struct {
 	// Window is how far back from the deploy's start the baseline looks.
 	// When the source holds less history, what it has is used. Default 10m.
 	Window Duration `yaml:"window"`
+	// Offset moves the baseline window back by this much (1d, 7d): the
+	// same time a day or a week ago, for services with strong daily cycles.
+	Offset Duration `yaml:"offset,omitempty"`
+	// Control is a label selector, like metrics.selector, of instances the
+	// deploy does not change. When a check fails, it is measured on them
+	// too, over the same time: if they are as bad, a shared cause (a
+	// dependency, the traffic) is at fault, not the release, and the watch
+	// ends inconclusive instead of rolling back.
+	Control string `yaml:"control,omitempty"`
 }
 
 // Phases times the timeline.

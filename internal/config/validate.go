@@ -318,6 +318,9 @@ func (c *Config) validatePhases(bad badFunc) {
 	if c.Baseline.Window.D() < time.Second {
 		bad("baseline.window", "must be at least 1s")
 	}
+	if c.Baseline.Offset < 0 {
+		bad("baseline.offset", "must not be negative: it moves the baseline window back in time")
+	}
 }
 
 func (c *Config) validateJudge(bad badFunc) {
@@ -409,6 +412,15 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	} else if err := promql.CheckSelector(sel); err != nil {
 		bad("metrics.selector", "%v", err)
 		selectorOK = false
+	}
+	if ctl := c.Baseline.Control; ctl != "" {
+		if sel, err := ExpandSelector(ctl, samplePlatformVars); err != nil {
+			bad("baseline.control", "%v", err)
+		} else if err := promql.CheckSelector(sel); err != nil {
+			bad("baseline.control", "%v", err)
+		} else if ctl == m.Selector {
+			bad("baseline.control", "is metrics.selector itself: the control group must be instances the deploy does not change")
+		}
 	}
 	if !labelRE.MatchString(m.StatusLabel) {
 		bad("metrics.status_label", "%q is not a label name", m.StatusLabel)

@@ -13,10 +13,11 @@ import (
 
 // captureBaseline measures what the watch needs from before the deploy:
 // the scrape interval (which sizes the windows), the history the source
-// holds, and every check's baseline.
+// holds, and every check's baseline, over the window that ends at the
+// deploy's start, or baseline.offset before it.
 func (w *run) captureBaseline(ctx context.Context) {
 	m := w.spec.Metrics
-	at := w.deploy.StartedAt
+	at := w.deploy.StartedAt.Add(-m.BaselineOffset)
 	baseVars := w.platformVars(ctx, true)
 	selector, err := config.ExpandSelector(m.Selector, baseVars)
 	if err != nil {
@@ -25,7 +26,7 @@ func (w *run) captureBaseline(ctx context.Context) {
 	scrape, how := m.ScrapeInterval, "configured"
 	if scrape == 0 {
 		var err error
-		scrape, err = w.measureScrape(ctx, selector, at)
+		scrape, err = w.measureScrape(ctx, selector, w.deploy.StartedAt)
 		how = "measured"
 		if err != nil {
 			scrape, how = FallbackScrape, "assumed"
@@ -68,6 +69,9 @@ func (w *run) recordSettings(scrapeSource string) {
 	}
 	s.Window = config.FormatDuration(w.window)
 	s.BaselineWindow = config.FormatDuration(w.spec.Metrics.BaselineWindow)
+	if off := w.spec.Metrics.BaselineOffset; off > 0 {
+		s.BaselineOffset = config.FormatDuration(off)
+	}
 	s.BaselineHistory = config.FormatDuration(w.history)
 }
 

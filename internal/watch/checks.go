@@ -214,6 +214,43 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 	return judge.Overwhelming(counts, base, c.cfg.MinRequests, c.th)
 }
 
+// compareControl measures a failing error share on the control group over
+// the same time and lets the comparison decide: the failure stands when the
+// release is significantly worse than the control group; it is a shared
+// cause (shared is set) when the control group is beyond the line too;
+// otherwise the look only warns. Other checks, and a watch without a
+// control group, keep their verdict.
+func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
+	if control == "" || verdict.Status != judge.Fail || c.cfg.Type != config.TypeRatio {
+		return verdict, nil, false
+	}
+	obs, _, err := c.counts(ctx, src, v, at)
+	if err != nil {
+		return verdict, nil, false
+	}
+	cv := v
+	cv.Selector = control
+	ctl, ok, err := c.counts(ctx, src, cv, at)
+	if err != nil || !ok {
+		verdict.Reason += "; the control group could not be measured"
+		return verdict, nil, false
+	}
+	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, verdict.Line, c.th.AtLook(c.tracker.Measured()+1))
+	ctrl = judge.Num(ctl.Ratio())
+	switch outcome {
+	case judge.ControlShared:
+		verdict.Status = judge.Warn
+		verdict.Reason += "; but " + why
+		return verdict, ctrl, true
+	case judge.ControlExcuses:
+		verdict.Status = judge.Warn
+		verdict.Reason += "; but " + why
+	default:
+		verdict.Reason += "; " + why
+	}
+	return verdict, ctrl, false
+}
+
 // applyNoData turns no data into a warning or a failure when the check
 // says so, and only when the baseline had data: what was measurable before
 // the deploy and is gone after it is a symptom.
@@ -331,6 +368,7 @@ func (c *check) record(v judge.Verdict, vars config.Vars, at time.Time) {
 	}
 	r.Reason = v.Reason
 	r.BreachingBefore = v.BreachingBefore
+	r.Control, r.Comparison = nil, "" // set again by a comparison with the control group
 	r.Query = c.evidenceQuery(vars)
 	r.MeasuredAt = at
 	r.Measurements = c.tracker.Measured()

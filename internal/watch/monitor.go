@@ -88,7 +88,12 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		SinceWarmup: at.Sub(w.judgeFrom),
 		Platform:    w.platformVars(ctx, false),
 	}
-	verdicts := make(map[*check]judge.Verdict, len(w.checks))
+	type look struct {
+		verdict judge.Verdict
+		control *float64
+		shared  bool
+	}
+	verdicts := make(map[*check]look, len(w.checks))
 	var mu sync.Mutex
 	w.parallel(ctx, func(ctx context.Context, c *check) {
 		if c.frozen {
@@ -96,25 +101,34 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		}
 		v := vars
 		v.Window = c.window
-		verdict := c.measure(ctx, w.source, v, at)
+		var l look
+		l.verdict = c.measure(ctx, w.source, v, at)
+		l.verdict, l.control, l.shared = c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, l.verdict)
 		mu.Lock()
-		verdicts[c] = verdict
+		verdicts[c] = l
 		mu.Unlock()
 	})
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	var failed *check
+	var failed, shared *check
 	for _, c := range w.checks {
-		v, ok := verdicts[c]
+		l, ok := verdicts[c]
 		if !ok {
 			continue
 		}
+		v := l.verdict
 		prev := c.result.Verdict
 		c.tracker.Observe(v.Status)
 		vv := vars
 		vv.Window = c.window
 		c.record(v, vv, at)
+		if l.control != nil {
+			c.result.Control, c.result.Comparison = l.control, "control"
+		}
+		if l.shared && shared == nil && c.enforced() {
+			shared = c
+		}
 		if v.Status == judge.Fail || v.Status == judge.Warn && prev != judge.Warn {
 			// A copy: observers may keep the event while the check moves on.
 			breach := *c.result
@@ -131,6 +145,9 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 	w.emit(Event{Kind: event.Measured, Checks: w.results()})
 	if failed != nil {
 		return &failure{reason: failed.cfg.Name + ": " + failed.result.Reason}
+	}
+	if shared != nil {
+		return &inconclusive{reason: shared.cfg.Name + ": " + shared.result.Reason}
 	}
 	return w.judgeErrors()
 }

@@ -144,6 +144,8 @@ type Settings struct {
 	ScrapeIntervalSource string `json:"scrape_interval_source,omitempty"`
 	Window               string `json:"window,omitempty"`
 	BaselineWindow       string `json:"baseline_window,omitempty"`
+	// BaselineOffset is how far back the baseline window was moved.
+	BaselineOffset string `json:"baseline_offset,omitempty"`
 	// BaselineHistory is how much of the baseline window the source held.
 	BaselineHistory string `json:"baseline_history,omitempty"`
 	Interval        string `json:"interval"`
@@ -190,6 +192,12 @@ type CheckResult struct {
 	// Mode is report for a check that is measured but never fails a
 	// deploy; its verdict then says whether it would have.
 	Mode string `json:"mode,omitempty"`
+	// Control is the same measurement on the control group over the same
+	// time, when a failure was compared with it; Comparison says which
+	// comparison decided: "control" (side by side) or, when absent, the
+	// line drawn from the baseline.
+	Control    *float64 `json:"control,omitempty"`
+	Comparison string   `json:"comparison,omitempty"`
 	// BreachingBefore says the baseline was already beyond the fail line.
 	BreachingBefore bool `json:"breaching_before,omitempty"`
 	// BaselineWindow is the window the baseline was measured over.

@@ -57,8 +57,13 @@ type MetricsSpec struct {
 	// Window is the sliding window of the checks ($window). Zero:
 	// max(4 scrape intervals, 2 phase intervals).
 	Window time.Duration
-	// BaselineWindow is how far before the deploy the baseline looks.
+	// BaselineWindow is how far before the deploy the baseline looks;
+	// BaselineOffset moves that window back (a day, a week).
 	BaselineWindow time.Duration
+	BaselineOffset time.Duration
+	// Control selects instances the deploy does not change, measured
+	// beside the new version when a check fails ("" for none).
+	Control string
 	// QueryBudget is how many queries a second the monitor may send to
 	// look at the checks more often than every interval (0: never).
 	QueryBudget float64
@@ -112,7 +117,8 @@ func SpecFor(cfg *config.Config) Spec {
 	if m := cfg.Metrics; m != nil {
 		s.Metrics = &MetricsSpec{
 			Selector: m.Selector, ScrapeInterval: m.ScrapeInterval.D(), Window: m.Window.D(),
-			BaselineWindow: cfg.Baseline.Window.D(),
+			BaselineWindow: cfg.Baseline.Window.D(), BaselineOffset: cfg.Baseline.Offset.D(),
+			Control: cfg.Baseline.Control,
 		}
 		if m.QueryBudget != nil {
 			s.Metrics.QueryBudget = *m.QueryBudget

@@ -63,6 +63,8 @@ type scenario struct {
 	maxDetectS  float64
 	wantWarning string // a check that must end warn
 	wantPhase   string // the phase that failed, when not the monitor
+	// spec, when set, changes the spec after it is loaded.
+	spec func(*Spec)
 }
 
 var good = profile{rps: 50, errRatio: 0.001, latency: 1}
@@ -77,7 +79,11 @@ func runScenario(t *testing.T, sc scenario) (*Report, *fakePlatform, []Event) {
 	src := newSim(sc.seed, t0, sc.before, sc.after, deployAt, 10*time.Minute)
 	plat := &fakePlatform{running: "v1"}
 	var events []Event
-	eng := New(loadSpec(t, sc.extra), src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) { events = append(events, e) })))
+	spec := loadSpec(t, sc.extra)
+	if sc.spec != nil {
+		sc.spec(&spec)
+	}
+	eng := New(spec, src, plat, WithClock(clock), WithObserver(ObserverFunc(func(e Event) { events = append(events, e) })))
 	rep := eng.Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	return rep, plat, events
 }
@@ -494,4 +500,24 @@ func detectabilityOf(t *testing.T, rep *Report, name string) Detectability {
 	}
 	t.Fatalf("no detectability for %s in %+v", name, rep.Detectability)
 	return Detectability{}
+}
+
+// TestBaselineOffset: the baseline window ends baseline.offset before the
+// deploy. The simulated source holds 3 minutes of history; a 10-minute
+// window that ends now gets all 3, one that ends a minute ago only 2.
+func TestBaselineOffset(t *testing.T) {
+	for _, c := range []struct {
+		offset      time.Duration
+		wantHistory string
+	}{{0, "3m"}, {time.Minute, "2m"}} {
+		rep, _, _ := runScenario(t, scenario{before: good, after: good, spec: func(s *Spec) {
+			s.Metrics.BaselineWindow, s.Metrics.BaselineOffset = 10*time.Minute, c.offset
+		}})
+		if rep.Verdict != Stable || rep.Settings.BaselineHistory != c.wantHistory {
+			t.Errorf("offset %s: %s with %s of baseline history, want stable with %s", c.offset, rep.Verdict, rep.Settings.BaselineHistory, c.wantHistory)
+		}
+		if want := config.FormatDuration(c.offset); c.offset > 0 && rep.Settings.BaselineOffset != want {
+			t.Errorf("report's baseline offset %q, want %q", rep.Settings.BaselineOffset, want)
+		}
+	}
 }

@@ -1,0 +1,122 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/cli"
+	"github.com/deploywatch/deploywatch/internal/testenv"
+	"github.com/deploywatch/deploywatch/internal/testsvc"
+	"github.com/deploywatch/deploywatch/internal/watch"
+)
+
+// TestControlGroupAgainstRealPrometheus: two instances of a service behind
+// one Prometheus job; the deploy changes one, the other is the control
+// group (baseline.control). A dependency outage that starts with the
+// deploy and hits both at once is not blamed on the release: the watch
+// ends inconclusive and nothing is rolled back. The same errors on the
+// new instance alone are the release's: rolled back, the evidence naming
+// the side-by-side comparison.
+func TestControlGroupAgainstRealPrometheus(t *testing.T) {
+	if _, ok := testenv.PrometheusBinary(); !ok {
+		testenv.Missing(t, "prometheus", "Debian package prometheus")
+	}
+	cases := []struct {
+		name         string
+		controlAfter float64 // the control instance's error share once the deploy begins
+		wantCode     int
+		wantRolled   int
+	}{
+		{name: "an outage in both is a shared cause", controlAfter: 0.08, wantCode: cli.ExitInconclusive},
+		{name: "errors in the new instance alone are the release's", controlAfter: 0.001, wantCode: cli.ExitFailed, wantRolled: 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			svc := startService(t, healthy, 50)
+			ctl := startService(t, healthy, 50)
+			prom := testenv.StartPrometheus(t, time.Second, svc.Addr, ctl.Addr)
+			time.Sleep(20 * time.Second) // the history before the deploy
+			svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1})
+			ctl.Stage(testsvc.Profile{Version: "v1", ErrorRatio: c.controlAfter, Latency: 1})
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "deploywatch.yaml")
+			text := fmt.Sprintf(`service: api
+environment: staging
+target:
+  command:
+    # The second request starts what happens to the control group at the
+    # same moment: a dependency outage, or nothing.
+    deploy: "curl -sf -X POST http://%[1]s/admin/deploy && curl -sf -X POST http://%[2]s/admin/deploy"
+    rollback: "curl -sf -X POST http://%[1]s/admin/rollback"
+    current: "curl -sf http://%[1]s/admin/state | jq -r .version"
+metrics:
+  prometheus:
+    url: %[3]s
+  selector: 'job="api",instance="%[1]s"'
+baseline:
+  window: 2m
+  control: 'job="api",instance="%[2]s"'
+phases:
+  warmup: 5s
+  monitor: 40s
+  interval: 2s
+`, svc.Addr, ctl.Addr, prom.URL)
+			if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			reportPath := filepath.Join(dir, "report.json")
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			out := &syncBuffer{}
+			code := cli.Run(ctx, []string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, out, out)
+			if code != c.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", code, c.wantCode, out)
+			}
+			if _, _, rollbacks := svc.Current(); rollbacks != c.wantRolled {
+				t.Fatalf("%d rollbacks, want %d\n%s", rollbacks, c.wantRolled, out)
+			}
+			data, err := os.ReadFile(reportPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep watch.Report
+			if err := json.Unmarshal(data, &rep); err != nil {
+				t.Fatal(err)
+			}
+			var er *watch.CheckResult
+			for _, ch := range rep.Checks {
+				if ch.Name == "error_rate" {
+					er = ch
+				}
+			}
+			if er == nil || er.Comparison != "control" || er.Control == nil {
+				t.Fatalf("error_rate = %+v: want the control group's value and the comparison named", er)
+			}
+			want := "shared cause"
+			if c.wantCode == cli.ExitFailed {
+				want = "compared side by side"
+			}
+			if !strings.Contains(rep.Reason, want) {
+				t.Errorf("reason %q, want it to say %q", rep.Reason, want)
+			}
+			t.Logf("%s: %s", rep.Verdict, rep.Reason)
+		})
+	}
+}
+
+func startService(t *testing.T, p testsvc.Profile, rps float64) *testsvc.Service {
+	t.Helper()
+	svc, err := testsvc.Start("127.0.0.1:0", p, rps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	return svc
+}
