@@ -7,10 +7,12 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +39,8 @@ func Missing(tb testing.TB, what, hint string) {
 // Prometheus is a running Prometheus server.
 type Prometheus struct {
 	URL     string
+	scrape  time.Duration
+	targets int
 	cmd     *exec.Cmd
 	done    chan error
 	stopped bool
@@ -93,7 +97,7 @@ scrape_configs:
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting prometheus: %v", err)
 	}
-	p := &Prometheus{URL: "http://" + addr, cmd: cmd, done: make(chan error, 1)}
+	p := &Prometheus{URL: "http://" + addr, scrape: scrape, targets: len(targets), cmd: cmd, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait(); logf.Close() }()
 	tb.Cleanup(p.Stop)
 	if err := WaitHTTP(p.URL+"/-/ready", 30*time.Second); err != nil {
@@ -101,6 +105,54 @@ scrape_configs:
 		tb.Fatalf("prometheus did not become ready: %v\n%s", err, log)
 	}
 	return p
+}
+
+// WaitForHistory returns once Prometheus holds d of scrapes of every
+// target (the history a baseline is measured on): it asks, every scrape
+// interval, how many samples of up each target has. It fails the test if
+// that takes much longer than d.
+func (p *Prometheus) WaitForHistory(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	if d <= 0 {
+		return
+	}
+	want := int(d / p.scrape)
+	q := fmt.Sprintf("count(count_over_time(up[1h]) >= %d)", want)
+	deadline := time.Now().Add(d + 30*time.Second)
+	tick := time.NewTicker(p.scrape)
+	defer tick.Stop()
+	for range tick.C {
+		if n, err := p.queryNumber(q); err == nil && int(n) >= p.targets {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("prometheus did not collect %s of history of %d targets within %s", d, p.targets, d+30*time.Second)
+		}
+	}
+}
+
+// queryNumber runs an instant query that returns one number.
+func (p *Prometheus) queryNumber(q string) (float64, error) {
+	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, err
+	}
+	if len(body.Data.Result) == 0 {
+		return 0, nil
+	}
+	s, _ := body.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(s, 64)
 }
 
 // Stop stops the server (idempotent).

@@ -42,7 +42,7 @@ func TestControlGroupAgainstRealPrometheus(t *testing.T) {
 			svc := startService(t, healthy, 50)
 			ctl := startService(t, healthy, 50)
 			prom := testenv.StartPrometheus(t, time.Second, svc.Addr, ctl.Addr)
-			time.Sleep(20 * time.Second) // the history before the deploy
+			prom.WaitForHistory(t, 20*time.Second)
 			svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1})
 			ctl.Stage(testsvc.Profile{Version: "v1", ErrorRatio: c.controlAfter, Latency: 1})
 			dir := t.TempDir()

@@ -82,7 +82,7 @@ func newBenchEnv(b *testing.B, initial testsvc.Profile, rps float64, history tim
 		b.Fatal(err)
 	}
 	prom := testenv.StartPrometheus(b, time.Second, svc.Addr)
-	time.Sleep(history)
+	prom.WaitForHistory(b, history)
 	return &benchEnv{env: &env{svc: svc, prom: prom, dir: b.TempDir()}}
 }
 

@@ -63,7 +63,7 @@ func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Dur
 	}
 	t.Cleanup(svc.Close)
 	prom := testenv.StartPrometheus(t, time.Second, svc.Addr)
-	time.Sleep(history) // let Prometheus collect the pre-deploy history
+	prom.WaitForHistory(t, history)
 	return &env{svc: svc, prom: prom, dir: t.TempDir()}
 }
 
