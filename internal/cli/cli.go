@@ -152,7 +152,7 @@ says), 2 bad usage or config, 3 inconclusive (could not judge).`,
 		return usagef("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "operator log level on stderr: debug, info, warn, error")
-	root.AddCommand(a.runCommand(), a.watchCommand(), a.validateCommand(), a.planCommand(), a.rollbackCommand(), a.smokeCommand(), a.verifyCommand(), a.notifyCommand(), a.annotateCommand(), a.generateCommand(), a.demoCommand(), a.serveCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.watchCommand(), a.validateCommand(), a.planCommand(), a.analyzeCommand(), a.backtestCommand(), a.rollbackCommand(), a.smokeCommand(), a.verifyCommand(), a.notifyCommand(), a.annotateCommand(), a.generateCommand(), a.demoCommand(), a.serveCommand(), a.versionCommand())
 	return root
 }
 

@@ -131,6 +131,24 @@ func (p *Prometheus) WaitForHistory(tb testing.TB, d time.Duration) {
 	}
 }
 
+// WaitUntilScraped returns once Prometheus has scraped every target at or
+// after at: the history up to at is recorded. It fails the test if that
+// takes more than 30s past at.
+func (p *Prometheus) WaitUntilScraped(tb testing.TB, at time.Time) {
+	tb.Helper()
+	q := fmt.Sprintf("count(timestamp(up) >= %f)", float64(at.UnixNano())/1e9)
+	tick := time.NewTicker(p.scrape)
+	defer tick.Stop()
+	for range tick.C {
+		if n, err := p.queryNumber(q); err == nil && int(n) >= p.targets {
+			return
+		}
+		if time.Since(at) > 30*time.Second {
+			tb.Fatalf("prometheus did not scrape its %d targets after %s within 30s", p.targets, at.Format(time.RFC3339))
+		}
+	}
+}
+
 // queryNumber runs an instant query that returns one number.
 func (p *Prometheus) queryNumber(q string) (float64, error) {
 	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
