@@ -54,7 +54,7 @@ func (kc killCase) world() *world {
 		}
 		kc.requests = &gen
 	}
-	w := &world{clock: clock, src: &sim{t0: t0, requests: *kc.requests}}
+	w := &world{clock: clock, src: (&sim{t0: t0, requests: *kc.requests}).index()}
 	if kc.sourceDownAfter > 0 {
 		w.src.failAfter = deployAt.Add(kc.sourceDownAfter)
 	}

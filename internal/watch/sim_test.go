@@ -106,48 +106,87 @@ type sim struct {
 	requests []request
 	// failAfter makes every query fail from this time on (source down).
 	failAfter time.Time
+	// control answers the queries of the control group (job="control").
+	control *sim
+	// cumErr[i] counts the errors among requests[:i]; cumFast[b][i] the
+	// requests among requests[:i] no slower than buckets[b]: a window's
+	// counts are differences, so long watches stay fast to simulate.
+	cumErr  []int
+	cumFast [][]int
+}
+
+// index builds the cumulative counts.
+func (s *sim) index() *sim {
+	s.cumErr = make([]int, len(s.requests)+1)
+	s.cumFast = make([][]int, len(buckets))
+	for b := range buckets {
+		s.cumFast[b] = make([]int, len(s.requests)+1)
+	}
+	for i, r := range s.requests {
+		s.cumErr[i+1] = s.cumErr[i]
+		if r.err {
+			s.cumErr[i+1]++
+		}
+		for b, ub := range buckets {
+			s.cumFast[b][i+1] = s.cumFast[b][i]
+			if r.latency <= ub {
+				s.cumFast[b][i+1]++
+			}
+		}
+	}
+	return s
 }
 
 func newSim(seed uint64, t0 time.Time, before, after profile, deployAt time.Time, horizon time.Duration) *sim {
+	return generateSim(seed, t0, deployAt, horizon, func(t time.Time) profile {
+		p := before
+		if !t.Before(deployAt) {
+			p = after
+		}
+		if since := t.Sub(deployAt); since >= 0 && since < p.coldFor {
+			p.errRatio = p.coldErrRatio
+		}
+		return p
+	})
+}
+
+// generateSim draws the requests of a service whose behaviour at each
+// moment is at(t): Poisson arrivals at its rate, each failing with its
+// error share, with latencies of 10-50 ms times its multiplier.
+func generateSim(seed uint64, t0, deployAt time.Time, horizon time.Duration, at func(time.Time) profile) *sim {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := &sim{t0: t0}
 	t := t0
 	end := t0.Add(horizon)
 	for t.Before(end) {
-		p := before
-		if !t.Before(deployAt) {
-			p = after
-		}
+		p := at(t)
 		if p.silent || p.rps == 0 {
 			t = t.Add(100 * time.Millisecond)
 			continue
 		}
 		t = t.Add(time.Duration(r.ExpFloat64() / p.rps * float64(time.Second)))
-		errRatio := p.errRatio
-		if since := t.Sub(deployAt); since >= 0 && since < p.coldFor {
-			errRatio = p.coldErrRatio
-		}
 		s.requests = append(s.requests, request{
-			t: t, err: r.Float64() < errRatio,
+			t: t, err: r.Float64() < p.errRatio,
 			latency: (0.010 + 0.040*r.Float64()) * p.latency,
 		})
 	}
-	return s
+	return s.index()
 }
 
 var (
-	reErrors  = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api",status=~"5\.\."\}\[(\d+)s\]\)\)$`)
-	reTotal   = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="api"\}\[(\d+)s\]\)\)$`)
+	reErrors  = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="(api|control)",status=~"5\.\."\}\[(\d+)s\]\)\)$`)
+	reTotal   = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="(api|control)"\}\[(\d+)s\]\)\)$`)
 	reBuckets = regexp.MustCompile(`^sum by \(le\) \(increase\(http_request_duration_seconds_bucket\{job="api"\}\[(\d+)s\]\)\)$`)
 	buckets   = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, math.Inf(1)}
 )
 
-func (s *sim) window(at time.Time, secs string) []request {
+// span is the index range of the requests in the secs before at.
+func (s *sim) span(at time.Time, secs string) (lo, hi int) {
 	n, _ := strconv.Atoi(secs)
 	from := at.Add(-time.Duration(n) * time.Second)
-	lo := sort.Search(len(s.requests), func(i int) bool { return s.requests[i].t.After(from) })
-	hi := sort.Search(len(s.requests), func(i int) bool { return s.requests[i].t.After(at) })
-	return s.requests[lo:hi]
+	lo = sort.Search(len(s.requests), func(i int) bool { return s.requests[i].t.After(from) })
+	hi = sort.Search(len(s.requests), func(i int) bool { return s.requests[i].t.After(at) })
+	return lo, hi
 }
 
 func (s *sim) Query(_ context.Context, expr string, at time.Time) (metrics.Vector, error) {
@@ -161,38 +200,33 @@ func (s *sim) Query(_ context.Context, expr string, at time.Time) (metrics.Vecto
 	case expr == `count(http_requests_total{job="api"})`:
 		return one(2), nil
 	case reErrors.MatchString(expr):
-		errSeen := false
-		for _, e := range s.requests {
-			if e.t.After(at) {
-				break
+		m := reErrors.FindStringSubmatch(expr)
+		if m[1] == "control" {
+			if s.control == nil {
+				return metrics.Vector{}, nil
 			}
-			if e.err {
-				errSeen = true
-				break
-			}
+			s = s.control
 		}
-		if !errSeen {
+		lo, hi := s.span(at, m[2])
+		if s.cumErr[hi] == 0 { // the error series appears with the first error
 			return metrics.Vector{}, nil
 		}
-		n := 0
-		for _, e := range s.window(at, reErrors.FindStringSubmatch(expr)[1]) {
-			if e.err {
-				n++
-			}
-		}
-		return one(float64(n)), nil
+		return one(float64(s.cumErr[hi] - s.cumErr[lo])), nil
 	case reTotal.MatchString(expr):
-		return one(float64(len(s.window(at, reTotal.FindStringSubmatch(expr)[1])))), nil
-	case reBuckets.MatchString(expr):
-		ev := s.window(at, reBuckets.FindStringSubmatch(expr)[1])
-		var out metrics.Vector
-		for _, b := range buckets {
-			n := 0
-			for _, e := range ev {
-				if e.latency <= b {
-					n++
-				}
+		m := reTotal.FindStringSubmatch(expr)
+		if m[1] == "control" {
+			if s.control == nil {
+				return metrics.Vector{}, nil
 			}
+			s = s.control
+		}
+		lo, hi := s.span(at, m[2])
+		return one(float64(hi - lo)), nil
+	case reBuckets.MatchString(expr):
+		lo, hi := s.span(at, reBuckets.FindStringSubmatch(expr)[1])
+		var out metrics.Vector
+		for i, b := range buckets {
+			n := s.cumFast[i][hi] - s.cumFast[i][lo]
 			out = append(out, metrics.Sample{Labels: metrics.Labels{"le": strconv.FormatFloat(b, 'g', -1, 64)}, Value: float64(n), Time: at})
 		}
 		return out, nil

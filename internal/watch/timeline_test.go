@@ -36,7 +36,7 @@ phases:
 on_failure: rollback
 `
 
-func loadConfig(t *testing.T, extra string) *config.Config {
+func loadConfig(t testing.TB, extra string) *config.Config {
 	t.Helper()
 	cfg, err := config.Load([]byte(issueConfig+extra), "deploywatch.yaml")
 	if err != nil {
@@ -46,7 +46,7 @@ func loadConfig(t *testing.T, extra string) *config.Config {
 }
 
 // loadSpec is the spec of the README's config, with extra YAML appended.
-func loadSpec(t *testing.T, extra string) Spec {
+func loadSpec(t testing.TB, extra string) Spec {
 	t.Helper()
 	return SpecFor(loadConfig(t, extra))
 }
