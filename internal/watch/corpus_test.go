@@ -260,7 +260,7 @@ func BenchmarkCorpus(b *testing.B) {
 	}
 	for range b.N {
 		var out strings.Builder
-		fmt.Fprintf(&out, "\n%-74s %-20s %-22s %-22s\n", "scenario", "deploywatch", "seed (120s, 5m > 5%)", "flagger (1m, 5 checks)")
+		fmt.Fprintf(&out, "\n%-74s %-22s %-22s %-22s\n", "scenario", "deploywatch", "seed (120s, 5m > 5%)", "flagger (1m, 5 checks)")
 		for _, sc := range corpus {
 			label := "good"
 			if sc.Bad {
