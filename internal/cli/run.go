@@ -228,7 +228,16 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	if err != nil {
 		return err
 	}
+	synthetic, err := a.trafficFor(cfg)
+	if err != nil {
+		return err
+	}
 	observers := notify.Observers{pr, disp}
+	if synthetic != nil {
+		// Before the printer sees the verdict: the traffic stops first.
+		observers = append(notify.Observers{synthetic}, observers...)
+		defer synthetic.stop()
+	}
 	cp := &checkpointer{state: state, report: o.Report, deliveries: disp.Deliveries, stderr: a.stderr}
 	if server != nil {
 		observers = append(observers, server)
@@ -251,6 +260,9 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 			server.Close(nil, 0)
 		}
 		return err
+	}
+	if synthetic != nil {
+		rep.Traffic = synthetic.stop()
 	}
 	// Notifications never delayed the watch; now they get a bounded time to
 	// finish, so the verdict message and the annotation's close are sent.

@@ -6,6 +6,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -72,6 +73,9 @@ type Config struct {
 	Checks []Check `yaml:"checks,omitempty"`
 	// Verify is the post-deploy checklist run in the Verify phase.
 	Verify *Verify `yaml:"verify,omitempty"`
+	// Traffic sends synthetic requests during the warm-up and the monitor,
+	// for a service too quiet to judge from its own traffic.
+	Traffic *Traffic `yaml:"traffic,omitempty"`
 	// Notify lists where the watch is announced; each entry names one sink.
 	Notify []Notify `yaml:"notify,omitempty"`
 	// DashboardURL is linked from notifications and alerts.
@@ -191,6 +195,22 @@ type Verify struct {
 	// Settle is how long the readiness and version items retry while the
 	// new version comes up. Default 30s.
 	Settle Duration `yaml:"settle"`
+}
+
+// Traffic is synthetic traffic: the smoke suite's standalone requests
+// (verify.smoke, against verify.base_url), sent at Rate during the warm-up
+// and the monitor window, each marked with Header (its value: the version
+// watched) so that the service can tell them apart.
+type Traffic struct {
+	// Rate is requests a second (at most 1000).
+	Rate float64 `yaml:"rate"`
+	// MaxRequests bounds the requests sent in all. Default: the rate over
+	// the warm-up and the monitor window, and a fifth more.
+	MaxRequests int64 `yaml:"max_requests,omitempty"`
+	// Concurrency bounds the requests in flight. Default 4.
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// Header marks each request. Default X-Deploywatch-Synthetic.
+	Header string `yaml:"header,omitempty"`
 }
 
 // VerifyLogs scans logs for new errors.
@@ -574,6 +594,17 @@ func (c *Config) complete() {
 		if len(c.Checks) == 0 {
 			c.Checks, c.Skipped = c.defaultChecks()
 			c.DefaultChecks = true
+		}
+	}
+	if t := c.Traffic; t != nil {
+		if t.MaxRequests == 0 {
+			t.MaxRequests = int64(math.Ceil(t.Rate * (c.Phases.Warmup + c.Phases.Monitor).D().Seconds() * 1.2))
+		}
+		if t.Concurrency == 0 {
+			t.Concurrency = 4
+		}
+		if t.Header == "" {
+			t.Header = "X-Deploywatch-Synthetic"
 		}
 	}
 	for i := range c.Checks {

@@ -64,6 +64,7 @@ func (c *Config) validate(p *Problems) {
 	c.validateGenerate(bad)
 	c.validatePhases(bad)
 	c.validateJudge(bad)
+	c.validateTraffic(bad)
 	if c.Metrics == nil {
 		if c.Target.Command != nil && c.Target.Kubernetes == nil {
 			bad("metrics", "required with a command target: a command target cannot judge a deploy without metrics (set metrics.prometheus.url and metrics.selector)")
@@ -322,6 +323,30 @@ func (c *Config) validatePhases(bad badFunc) {
 		bad("baseline.offset", "must not be negative: it moves the baseline window back in time")
 	}
 }
+
+func (c *Config) validateTraffic(bad badFunc) {
+	t := c.Traffic
+	if t == nil {
+		return
+	}
+	if !(t.Rate > 0 && t.Rate <= 1000) {
+		bad("traffic.rate", "must be more than 0 and at most 1000 requests a second")
+	}
+	if t.MaxRequests < 0 {
+		bad("traffic.max_requests", "must be positive")
+	}
+	if t.Concurrency < 0 || t.Concurrency > 100 {
+		bad("traffic.concurrency", "must be between 1 and 100")
+	}
+	if !headerRE.MatchString(t.Header) {
+		bad("traffic.header", "%q is not a header name", t.Header)
+	}
+	if c.Verify == nil || c.Verify.Smoke == "" {
+		bad("traffic", "needs verify.smoke (and verify.base_url): the synthetic requests are the smoke suite's")
+	}
+}
+
+var headerRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 func (c *Config) validateJudge(bad badFunc) {
 	j := c.Judge

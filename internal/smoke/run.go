@@ -80,13 +80,23 @@ type run struct {
 // made at all (refused, timed out, bad TLS) is a failed check.
 func (s *Suite) Run(ctx context.Context, o Options) (Report, error) {
 	start := time.Now()
+	r, err := s.newRun(o)
+	if err != nil {
+		return Report{}, err
+	}
+	return s.runChecks(ctx, r, o, start), nil
+}
+
+// newRun prepares an execution: the base URL, the environment's values
+// (secrets), the HTTP clients.
+func (s *Suite) newRun(o Options) (*run, error) {
 	base := o.BaseURL
 	if base == "" {
 		base = s.BaseURL
 	}
 	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Report{}, fmt.Errorf("base URL %q: want http(s)://host[:port][/prefix] (give --base-url or base_url)", base)
+		return nil, fmt.Errorf("base URL %q: want http(s)://host[:port][/prefix] (give --base-url or base_url)", base)
 	}
 	lookup := o.Env
 	if lookup == nil {
@@ -96,7 +106,7 @@ func (s *Suite) Run(ctx context.Context, o Options) (Report, error) {
 	for _, name := range s.Env {
 		v, ok := lookup(name)
 		if !ok {
-			return Report{}, fmt.Errorf("environment variable %s (listed under env) is not set", name)
+			return nil, fmt.Errorf("environment variable %s (listed under env) is not set", name)
 		}
 		r.env[name] = v
 		if v != "" {
@@ -105,11 +115,14 @@ func (s *Suite) Run(ctx context.Context, o Options) (Report, error) {
 	}
 	tr, err := s.transport()
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	r.client = &http.Client{Transport: tr}
 	r.noRedir = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return r, nil
+}
 
+func (s *Suite) runChecks(ctx context.Context, r *run, o Options, start time.Time) Report {
 	conc := s.Concurrency
 	if o.Concurrency > 0 {
 		conc = o.Concurrency
@@ -164,7 +177,7 @@ func (s *Suite) Run(ctx context.Context, o Options) (Report, error) {
 			rep.Failed++
 		}
 	}
-	return rep, nil
+	return rep
 }
 
 func (s *Suite) transport() (*http.Transport, error) {
@@ -250,20 +263,16 @@ func (r *run) check(ctx context.Context, c *Check) Result {
 	}
 }
 
-func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
-	fail := func(format string, args ...any) {
-		res.Reasons = append(res.Reasons, r.redact(fmt.Sprintf(format, args...)))
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout.D())
-	defer cancel()
+// request builds a check's request: its URL, body and headers, variables
+// expanded.
+func (r *run) request(ctx context.Context, c *Check) (*http.Request, error) {
 	var body io.Reader
 	if c.Body != "" {
 		body = strings.NewReader(r.expand(c.Body, false))
 	}
 	req, err := http.NewRequestWithContext(ctx, c.Method, r.target(c.Path, false), body)
 	if err != nil {
-		fail("cannot build the request: %v", err)
-		return
+		return nil, err
 	}
 	for k, v := range r.s.Headers {
 		req.Header.Set(k, r.expand(v, false))
@@ -275,6 +284,20 @@ func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", "deploywatch-smoke")
+	return req, nil
+}
+
+func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
+	fail := func(format string, args ...any) {
+		res.Reasons = append(res.Reasons, r.redact(fmt.Sprintf(format, args...)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout.D())
+	defer cancel()
+	req, err := r.request(ctx, c)
+	if err != nil {
+		fail("cannot build the request: %v", err)
+		return
+	}
 	client := r.noRedir
 	if c.FollowRedirects {
 		client = r.client

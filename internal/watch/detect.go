@@ -65,6 +65,12 @@ func (w *run) detectability(c *check) Detectability {
 		return d
 	}
 	rate := c.baseRate()
+	synthetic := ""
+	if sr := w.spec.Metrics.SyntheticRate; sr > 0 && c.cfg.Type != config.TypeRate {
+		// The synthetic requests are counted as the service's own.
+		rate = max(rate, 0) + sr
+		synthetic = fmt.Sprintf(" (with %s req/s of synthetic traffic)", formatRate(sr))
+	}
 	if !(rate > 0) {
 		d.CanJudge = false
 		d.Summary = fmt.Sprintf("%s: no traffic counted before the deploy: what it can prove cannot be worked out", c.cfg.Name)
@@ -101,13 +107,13 @@ func (w *run) detectability(c *check) Detectability {
 			if !math.IsNaN(smallest) {
 				proven = "no share under " + formatValue(smallest, "percent") + " can be proven"
 			}
-			d.Summary = fmt.Sprintf("%s: at %s req/s, %s of monitor sees %.0f requests: %s; raise phases.monitor to %s or add synthetic traffic",
-				c.cfg.Name, formatRate(rate), mon, events, proven, config.FormatDuration(roundUpMinute(need, rate)))
+			d.Summary = fmt.Sprintf("%s: at %s req/s%s, %s of monitor sees %.0f requests: %s; raise phases.monitor to %s or add synthetic traffic (traffic.rate)",
+				c.cfg.Name, formatRate(rate), synthetic, mon, events, proven, config.FormatDuration(roundUpMinute(need, rate)))
 			return d
 		}
 		d.Summary = fmt.Sprintf("%s above %s in %s (%.0f requests); %s in ~%s",
 			what, formatValue(smallest, "percent"), mon, events, formatValue(reg, "percent"), formatSeconds(*d.RegressionSeconds))
-		d.Summary = c.cfg.Name + ": " + d.Summary
+		d.Summary = c.cfg.Name + ": " + d.Summary + synthetic
 	case config.TypeRate:
 		win := rangeOf(c.window).Seconds()
 		largest := th.LargestProvableRate(line, win)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/judge"
+	"github.com/deploywatch/deploywatch/internal/traffic"
 )
 
 // Deploy identifies what is being deployed.
@@ -121,6 +122,8 @@ type Report struct {
 	Phases  []*PhaseRecord `json:"phases"`
 	Checks  []*CheckResult `json:"checks"`
 	Skipped []SkippedCheck `json:"skipped,omitempty"`
+	// Traffic counts the synthetic requests sent during the watch.
+	Traffic *traffic.Stats `json:"traffic,omitempty"`
 	// Detectability says, for each check, what the watch could see at the
 	// traffic before the deploy: worked out at Start, before any verdict.
 	Detectability []Detectability `json:"detectability,omitempty"`

@@ -64,6 +64,9 @@ type MetricsSpec struct {
 	// Control selects instances the deploy does not change, measured
 	// beside the new version when a check fails ("" for none).
 	Control string
+	// SyntheticRate is the synthetic traffic's requests a second, which the
+	// checks will count beside the service's own.
+	SyntheticRate float64
 	// QueryBudget is how many queries a second the monitor may send to
 	// look at the checks more often than every interval (0: never).
 	QueryBudget float64
@@ -122,6 +125,9 @@ func SpecFor(cfg *config.Config) Spec {
 		}
 		if m.QueryBudget != nil {
 			s.Metrics.QueryBudget = *m.QueryBudget
+		}
+		if t := cfg.Traffic; t != nil {
+			s.Metrics.SyntheticRate = t.Rate
 		}
 		if pr := m.Prometheus; pr != nil {
 			attempts := time.Duration(1 + pr.Retries)
