@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -161,8 +163,12 @@ func parseTime(s, flag string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s)); err == nil {
 		return t, nil
 	}
-	var sec float64
-	if _, err := fmt.Sscanf(strings.TrimSpace(s), "%g", &sec); err == nil && sec > 1e9 && !strings.ContainsAny(s, "-:") {
+	sec, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	switch {
+	case err != nil || math.IsNaN(sec) || math.IsInf(sec, 0):
+	case sec >= 1e11:
+		return time.Time{}, usagef("%s %q: too large for Unix seconds (milliseconds? divide by 1000)", flag, s)
+	case sec > 1e8:
 		return time.Unix(0, int64(sec*1e9)).UTC(), nil
 	}
 	return time.Time{}, usagef("%s %q: want an RFC 3339 time (2026-11-25T10:04:00Z) or Unix seconds", flag, s)
@@ -176,6 +182,9 @@ func verdictLine(rep *watch.Report) string {
 	}
 	return s + ": " + rep.Reason
 }
+
+// maxDeploysFile bounds a backtest's CSV.
+const maxDeploysFile = 64 << 20
 
 // pastDeploy is one row of a backtest's CSV.
 type pastDeploy struct {
@@ -193,7 +202,11 @@ func readDeploys(path string) ([]pastDeploy, error) {
 		return nil, usagef("--deploys: %v", err)
 	}
 	defer f.Close()
-	r := csv.NewReader(io.LimitReader(f, 64<<20))
+	if st, err := f.Stat(); err == nil && st.Size() > maxDeploysFile {
+		return nil, usagef("%s: %d bytes, more than the %d MiB a backtest reads", path, st.Size(), maxDeploysFile>>20)
+	}
+	lr := &io.LimitedReader{R: f, N: maxDeploysFile + 1}
+	r := csv.NewReader(lr)
 	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err != nil {
@@ -201,7 +214,11 @@ func readDeploys(path string) ([]pastDeploy, error) {
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) // a spreadsheet's byte-order mark
+		if _, dup := col[name]; dup {
+			return nil, usagef("%s:1: the column %s is named twice", path, name)
+		}
+		col[name] = i
 	}
 	for _, need := range []string{"version", "deployed_at"} {
 		if _, ok := col[need]; !ok {
@@ -230,6 +247,9 @@ func readDeploys(path string) ([]pastDeploy, error) {
 		}
 		rows = append(rows, d)
 	}
+	if lr.N <= 0 {
+		return nil, usagef("%s: more than the %d MiB a backtest reads", path, maxDeploysFile>>20)
+	}
 	if len(rows) == 0 {
 		return nil, usagef("%s: no deploys after the header", path)
 	}
@@ -254,7 +274,11 @@ type backtestRow struct {
 }
 
 type backtestSummary struct {
-	Deploys, Failed, Stable, Inconclusive, Skipped int
+	Deploys      int `json:"deploys"`
+	Failed       int `json:"failed"`
+	Stable       int `json:"stable"`
+	Inconclusive int `json:"inconclusive"`
+	Skipped      int `json:"skipped"`
 	// Precision and Recall, where outcomes are known (null otherwise).
 	Precision *float64 `json:"precision"`
 	Recall    *float64 `json:"recall"`
@@ -269,6 +293,12 @@ func backtest(ctx context.Context, spec watch.Spec, src watch.Querier, rows []pa
 	var tp, fp, fn int
 	for _, d := range rows {
 		row := backtestRow{Version: d.version, DeployedAt: d.deployedAt, Outcome: d.outcome}
+		if ctx.Err() != nil {
+			row.Verdict, row.Reason = "skipped", "interrupted"
+			out.Summary.Skipped++
+			out.Deploys = append(out.Deploys, row)
+			continue
+		}
 		rep, err := watch.Analyze(ctx, spec, src, watch.Past{Version: d.version, DeployedAt: d.deployedAt}, now)
 		switch {
 		case err != nil:

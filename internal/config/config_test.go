@@ -134,7 +134,7 @@ func TestBadFiles(t *testing.T) {
 		"ratio-fields":  {"checks[0].query: does not belong to a ratio check", "checks[0].total: required for a ratio check", "checks[1].name: \"errors\" is used by another check", "checks[1].fail: a quantile check fails upward"},
 		"secret-in-url": {"metrics.prometheus.url: credentials do not belong in the URL"},
 		"empty":         {"empty.bad.yaml: the file is empty"},
-		"judge": {"judge.bad.yaml:9:17: metrics.query_budget: must be a number of queries a second", "judge.bad.yaml:11:18: judge.failure_limit: must be at least 1 (or left out for the sequential test)",
+		"judge": {"judge.bad.yaml:9:17: metrics.query_budget: must be a number of queries a second", "judge.bad.yaml:11:18: judge.failure_limit: must be at least 1 (or 0, or left out, for the sequential test)",
 			"judge.bad.yaml:18:11: checks[0].mode: \"dry-run\": want enforce or report"},
 		"two-sources": {"two-sources.bad.yaml:9:5: metrics.embedded: choose one metric source"},
 		"notify": {"notify.bad.yaml:10:12: notify[0].slack.webhook_url_env: required", "notify[1].datadog.site: \"datadog.com\" is not a Datadog site",

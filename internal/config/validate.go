@@ -351,7 +351,7 @@ var headerRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 func (c *Config) validateJudge(bad badFunc) {
 	j := c.Judge
 	if j.FailureLimit < 0 {
-		bad("judge.failure_limit", "must be at least 1 (or left out for the sequential test)")
+		bad("judge.failure_limit", "must be at least 1 (or 0, or left out, for the sequential test)")
 	}
 	if j.ErrorLimit < 1 {
 		bad("judge.error_limit", "must be at least 1")
@@ -578,7 +578,7 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 		bad(at("window"), "must be at least 1s")
 	}
 	if ch.FailureLimit < 0 {
-		bad(at("failure_limit"), "must be at least 1 (or left out for the sequential test)")
+		bad(at("failure_limit"), "must be at least 1 (or 0, or left out, for the sequential test)")
 	}
 	if ch.ErrorLimit < 1 {
 		bad(at("error_limit"), "must be at least 1")

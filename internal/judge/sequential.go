@@ -1,6 +1,9 @@
 package judge
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // A watch looks at a check many times: every scrape or interval of a
 // five-minute monitor. A fixed 99% test repeated at every look fails a
@@ -131,6 +134,25 @@ func (t Thresholds) fixedLevel() float64 {
 		return t.alpha()
 	}
 	return spentAlpha(t.alpha(), t.Look)
+}
+
+// shortOf says how far evidence with p-value p is from failing this look:
+// for the sequential test, the likelihood ratio against the one needed
+// ("evidence 3.2 to 1, 100 to 1 needed"); else the confidence against the
+// confidence needed.
+func (t Thresholds) shortOf(p float64) string {
+	if t.Test == Sequential {
+		return fmt.Sprintf("evidence %s to 1, %.0f to 1 needed", odds(1/p), 1/t.level())
+	}
+	return fmt.Sprintf("%.2f%% sure, %s needed", math.Floor(10000*(1-p))/100, sure(1-t.level()))
+}
+
+// odds renders a likelihood ratio.
+func odds(lr float64) string {
+	if !(lr > 1) {
+		return "1"
+	}
+	return fmt.Sprintf("%.2g", lr)
 }
 
 // pBinomialBeyond is the p-value of "bad of total is beyond the share

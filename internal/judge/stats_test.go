@@ -88,7 +88,7 @@ func TestTailsAtEdges(t *testing.T) {
 func TestSure(t *testing.T) {
 	for c, want := range map[float64]string{
 		0.5: "50.0%", 0.7836: "78.4%", 0.99: "99%", 0.9949: "99.4%", 0.9998: "99.98%",
-		0.99989: "99.98%", 0.999985: "99.998%", 0.999999: "over 99.999%", 1: "over 99.999%",
+		0.99989: "99.98%", math.NaN(): "not known how", 0.999985: "99.998%", 0.999999: "over 99.999%", 1: "over 99.999%",
 	} {
 		if got := sure(c); got != want {
 			t.Errorf("sure(%g) = %q, want %q", c, got, want)

@@ -289,8 +289,8 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("%s %s %s, but %.0f requests are not enough to be sure (%s < %s)",
-			pct(out.Value), t.Fail.Op, pct(line), obs.Total, sure(out.Confidence), sure(1-t.level()))
+		out.Reason = fmt.Sprintf("%s %s %s, but %.0f requests are not enough to be sure yet (%s)",
+			pct(out.Value), t.Fail.Op, pct(line), obs.Total, t.shortOf(pBeyond))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -362,8 +362,8 @@ func Rate(count, seconds, baseCount, baseSeconds float64, t Thresholds) Verdict 
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("%.3g/s %s %.3g/s, but %.0f events in %.0fs are not enough to be sure (%s < %s)",
-			out.Value, t.Fail.Op, line, count, seconds, sure(out.Confidence), sure(1-t.level()))
+		out.Reason = fmt.Sprintf("%.3g/s %s %.3g/s, but %.0f events in %.0fs are not enough to be sure yet (%s)",
+			out.Value, t.Fail.Op, line, count, seconds, t.shortOf(pBeyond))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -418,8 +418,8 @@ func Quantile(h, base Histogram, q, minCount float64, t Thresholds) Verdict {
 			return out
 		}
 		out.Status = Warn
-		out.Reason = fmt.Sprintf("p%s %s %s %s, but %.0f observations are not enough to be sure (%s < %s)",
-			quantileName(q), secs(out.Value), t.Fail.Op, secs(line), n, sure(out.Confidence), sure(1-t.level()))
+		out.Reason = fmt.Sprintf("p%s %s %s %s, but %.0f observations are not enough to be sure yet (%s)",
+			quantileName(q), secs(out.Value), t.Fail.Op, secs(line), n, t.shortOf(pBeyond))
 		return out
 	}
 	out.Confidence = 1 - pWithin
@@ -432,6 +432,8 @@ func pct(v float64) string { return fmt.Sprintf("%.3g%%", 100*v) }
 // certainty (99%, 99.98%), never rounded up to a certainty it is not.
 func sure(c float64) string {
 	switch {
+	case math.IsNaN(c):
+		return "not known how"
 	case c < 0.99:
 		return fmt.Sprintf("%.1f%%", 100*c)
 	case 1-c < 1e-5:

@@ -19,6 +19,7 @@ func TestOverwhelming(t *testing.T) {
 		{name: "a breaching baseline moves the line", obs: Counts{Bad: 30, Total: 100}, base: Counts{Bad: 600, Total: 6000}, want: Pass},
 		{name: "a downward rule never fails in the warm-up", obs: Counts{Bad: 0, Total: 1000}, rule: "< 99%", want: Pass},
 		{name: "a line near 100% is capped halfway", obs: Counts{Bad: 99, Total: 100}, rule: "> 50%", want: Fail, lineWant: 0.75},
+		{name: "a relative line over a clean baseline is 0%: one error is no crash", obs: Counts{Bad: 1, Total: 200}, base: Counts{Bad: 0, Total: 5000}, rule: "> 2x baseline", want: Pass},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -24,6 +24,8 @@ type check struct {
 	// frozen is set once the check failed or gave up: its result is then
 	// the decisive measurement and stays.
 	frozen bool
+	// noDataStreak counts looks in a row without data since the deploy.
+	noDataStreak int
 }
 
 // baseline is a check's measurement over the window before the deploy.
@@ -221,13 +223,10 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 // otherwise the look only warns. Other checks, and a watch without a
 // control group, keep their verdict.
 func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
-	if control == "" || verdict.Status != judge.Fail || c.cfg.Type != config.TypeRatio {
-		return verdict, nil, false
+	if control == "" || verdict.Status != judge.Fail || c.cfg.Type != config.TypeRatio || math.IsNaN(verdict.Line) || !(verdict.Samples > 0) {
+		return verdict, nil, false // not a statistical failure (no data, say): nothing to compare
 	}
-	obs, _, err := c.counts(ctx, src, v, at)
-	if err != nil {
-		return verdict, nil, false
-	}
+	obs := judge.Counts{Bad: verdict.Value * verdict.Samples, Total: verdict.Samples}
 	cv := v
 	cv.Selector = control
 	ctl, ok, err := c.counts(ctx, src, cv, at)
@@ -236,6 +235,10 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 		return verdict, nil, false
 	}
 	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, verdict.Line, c.th.AtLook(c.tracker.Measured()+1))
+	if outcome == judge.ControlNone {
+		verdict.Reason += "; " + why
+		return verdict, nil, false // the line decided, not the control group
+	}
 	ctrl = judge.Num(ctl.Ratio())
 	switch outcome {
 	case judge.ControlShared:
@@ -254,13 +257,23 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 // applyNoData turns no data into a warning or a failure when the check
 // says so, and only when the baseline had data: what was measurable before
 // the deploy and is gone after it is a symptom.
+//
+// No data is not a statistical finding, so one empty look (a scrape that
+// came late) only warns: on_nodata: fail fails at the second in a row.
 func (c *check) applyNoData(v judge.Verdict) judge.Verdict {
+	if v.Status != judge.NoData {
+		c.noDataStreak = 0
+	}
 	if v.Status != judge.NoData || !c.base.hasData {
 		return v
 	}
+	c.noDataStreak++
 	switch c.cfg.OnNoData {
 	case config.NoDataFail:
 		v.Status = judge.Fail
+		if c.noDataStreak < 2 {
+			v.Status = judge.Warn
+		}
 	case config.NoDataWarn:
 		v.Status = judge.Warn
 	default:

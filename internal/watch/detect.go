@@ -77,7 +77,13 @@ func (w *run) detectability(c *check) Detectability {
 		return d
 	}
 	d.Rate = judge.Num(rate)
-	events := rate * monitor.Seconds()
+	// An accumulating check counts the whole monitor window by its end; a
+	// sliding one only ever sees one window at a look.
+	counted, span := monitor, "in "+mon
+	if !c.cfg.Accumulates() {
+		counted, span = rangeOf(c.window), "in one "+config.RangeString(c.window)+" window"
+	}
+	events := rate * counted.Seconds()
 	d.Events = judge.Num(events)
 	line := th.FailLine(c.baselineValue())
 	if math.IsNaN(line) {
@@ -90,6 +96,10 @@ func (w *run) detectability(c *check) Detectability {
 		share, what := line, "an error share"
 		if c.cfg.Type == config.TypeQuantile {
 			share, what = 1-c.cfg.Quantile, "a share of requests slower than "+formatValue(line, c.cfg.Unit)
+		}
+		if !(share > 0) {
+			d.Summary = fmt.Sprintf("%s: its line is 0: any bad request %s fails it", c.cfg.Name, span)
+			return d
 		}
 		smallest := math.NaN()
 		if events >= c.cfg.MinRequests {
@@ -107,14 +117,24 @@ func (w *run) detectability(c *check) Detectability {
 			if !math.IsNaN(smallest) {
 				proven = "no share under " + formatValue(smallest, "percent") + " can be proven"
 			}
-			d.Summary = fmt.Sprintf("%s: at %s req/s%s, %s of monitor sees %.0f requests: %s; raise phases.monitor to %s or add synthetic traffic (traffic.rate)",
-				c.cfg.Name, formatRate(rate), synthetic, mon, events, proven, config.FormatDuration(roundUpMinute(need, rate)))
+			advice := "raise phases.monitor to " + config.FormatDuration(roundUpMinute(need, rate)) + " or add synthetic traffic (traffic.rate)"
+			if !c.cfg.Accumulates() {
+				advice = "widen the check's window, count since the warm-up ($since_warmup), or add synthetic traffic (traffic.rate)"
+			} else if math.IsInf(need, 0) {
+				advice = "add synthetic traffic (traffic.rate)"
+			}
+			d.Summary = fmt.Sprintf("%s: at %s req/s%s, %s sees %.0f requests: %s; %s",
+				c.cfg.Name, formatRate(rate), synthetic, span, events, proven, advice)
 			return d
 		}
-		d.Summary = fmt.Sprintf("%s above %s in %s (%.0f requests); %s in ~%s",
-			what, formatValue(smallest, "percent"), mon, events, formatValue(reg, "percent"), formatSeconds(*d.RegressionSeconds))
+		d.Summary = fmt.Sprintf("%s above %s %s (%.0f requests); %s in ~%s",
+			what, formatValue(smallest, "percent"), span, events, formatValue(reg, "percent"), formatSeconds(*d.RegressionSeconds))
 		d.Summary = c.cfg.Name + ": " + d.Summary + synthetic
 	case config.TypeRate:
+		if c.cfg.Fail.Op.Upward() {
+			d.Summary = fmt.Sprintf("%s: judged against %s/s (a rise; what it can prove is not worked out)", c.cfg.Name, formatRate(line))
+			return d
+		}
 		win := rangeOf(c.window).Seconds()
 		largest := th.LargestProvableRate(line, win)
 		d.Smallest = judge.Num(largest)

@@ -19,6 +19,14 @@ func (e *Engine) Plan(ctx context.Context) (*Report, error) {
 	if _, ok := w.source.(HistoryCollector); ok {
 		return nil, errors.New("the embedded engine keeps no history before it starts: plan needs a metric source with history (metrics.prometheus)")
 	}
+	// Read the running version as a watch started now would (read only):
+	// a Kubernetes target pins the serving revision, whose pods the
+	// queries' $pods name.
+	if prev, err := w.platform.Current(ctx, w.deploy, false); err != nil {
+		return nil, fmt.Errorf("reading the running version: %w", err)
+	} else {
+		w.deploy.PreviousVersion = prev
+	}
 	w.captureBaseline(ctx)
 	if ctx.Err() != nil {
 		return nil, errStopped

@@ -59,8 +59,12 @@ type Past struct {
 	Until time.Time
 }
 
-// ErrNotOver is returned for a deploy whose warm-up has not ended.
-var ErrNotOver = errors.New("the deploy's warm-up is not over yet")
+// ErrNotOver is returned for a deploy whose warm-up has not ended, and
+// ErrTooShort for one whose monitor window would hold no look.
+var (
+	ErrNotOver  = errors.New("the deploy's warm-up is not over yet")
+	ErrTooShort = errors.New("nothing to judge")
+)
 
 // Analyze judges a past deploy from the source's history with the
 // engine's whole timeline: the verdict the spec would have given and when,
@@ -81,9 +85,16 @@ func Analyze(ctx context.Context, spec Spec, src Querier, past Past, now time.Ti
 	}
 	warmEnd := past.DeployedAt.Add(spec.Phases.Warmup)
 	if !warmEnd.Before(end) {
+		if !past.Until.IsZero() && !past.Until.After(warmEnd) {
+			return nil, fmt.Errorf("%w: --until %s is before the warm-up ends (%s)", ErrTooShort, past.Until.Format(time.RFC3339), warmEnd.Format(time.RFC3339))
+		}
 		return nil, fmt.Errorf("%w (it ends at %s)", ErrNotOver, warmEnd.Format(time.RFC3339))
 	}
 	if left := end.Sub(warmEnd); left < spec.Phases.Monitor {
+		if left < spec.Phases.Interval {
+			return nil, fmt.Errorf("%w: less than one interval (%s) of monitor window before %s",
+				ErrTooShort, config.FormatDuration(spec.Phases.Interval), end.Format(time.RFC3339))
+		}
 		spec.Phases.Monitor = left.Truncate(time.Second)
 	}
 	spec.OnFailure, spec.OnInconclusive = config.PolicyNotify, config.PolicyNotify

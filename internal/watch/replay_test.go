@@ -63,4 +63,12 @@ func TestAnalyzePastDeploys(t *testing.T) {
 	if !errors.Is(err, ErrNotOver) {
 		t.Errorf("a deploy still in its warm-up: err %v, want ErrNotOver", err)
 	}
+	// An until that leaves less than one look is refused, not "stable".
+	for _, until := range []time.Time{deployAt.Add(6 * time.Second), deployAt.Add(3 * time.Second)} {
+		_, err = Analyze(context.Background(), loadSpec(t, ""), newSim(1, t0, good, good, deployAt, 10*time.Minute),
+			Past{Version: "v2", DeployedAt: deployAt, Until: until}, now)
+		if !errors.Is(err, ErrTooShort) {
+			t.Errorf("until %s after the deploy: err %v, want ErrTooShort", until.Sub(deployAt), err)
+		}
+	}
 }

@@ -103,6 +103,8 @@ func TestScenarios(t *testing.T) {
 		{name: "2% before and 8% after is blamed",
 			before: profile{rps: 50, errRatio: 0.02, latency: 1}, after: profile{rps: 50, errRatio: 0.08, latency: 1},
 			want: Failed, wantCheck: "error_rate", wantRolled: true},
+		{name: "traffic that stops is rolled back with a control group too", before: good, after: profile{silent: true},
+			want: Failed, wantRolled: true, maxDetectS: 15, spec: func(s *Spec) { s.Metrics.Control = `job="control"` }},
 		{name: "crash-level errors fail inside the warm-up", before: good, after: profile{rps: 50, errRatio: 0.3, latency: 1},
 			want: Failed, wantCheck: "error_rate", wantRolled: true, maxDetectS: 3, wantPhase: "warmup"},
 		{name: "a warm-up stumble is not blamed on the release", before: good,
@@ -488,6 +490,21 @@ func TestDetectabilitySaysWhatAWatchCanSee(t *testing.T) {
 	}
 	if !slices.ContainsFunc(events, func(e Event) bool { return e.Kind == event.Note && e.Message == er.Summary }) {
 		t.Error("the watch did not say the error share cannot be judged")
+	}
+
+	// A sliding window sees one window's requests at a look, not the
+	// monitor's.
+	sliding := `checks:
+  - name: error_rate
+    type: ratio
+    bad: 'sum(increase(http_requests_total{$selector,status=~"5.."}[$window]))'
+    total: 'sum(increase(http_requests_total{$selector}[$window]))'
+    fail: "> 1%"
+`
+	rep, _, _ = runScenario(t, scenario{before: good, after: good, extra: sliding})
+	er = detectabilityOf(t, rep, "error_rate")
+	if er.Events == nil || *er.Events > 300 || !strings.Contains(er.Summary, "in one 4s window") {
+		t.Errorf("a sliding error share: %+v, want one 4s window's ~200 requests", er)
 	}
 }
 
