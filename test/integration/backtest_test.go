@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,19 +50,12 @@ func TestAnalyzeAndBacktestAgainstRealPrometheus(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (int, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		out := &syncBuffer{}
-		code := cli.Run(ctx, args, out, out)
-		return code, out.String()
-	}
 
-	code, out := run("analyze", "-f", cfg, "--version", "v2", "--deployed-at", badAt.Format(time.RFC3339Nano))
+	code, out := runCLI(t, "analyze", "-f", cfg, "--version", "v2", "--deployed-at", badAt.Format(time.RFC3339Nano))
 	if code != cli.ExitFailed || !strings.Contains(out, "would have been: failed") || !strings.Contains(out, "error_rate") {
 		t.Fatalf("analyze of the bad deploy: exit %d\n%s", code, out)
 	}
-	code, out = run("analyze", "-f", cfg, "--version", "v3", "--deployed-at", fmt.Sprint(goodAt.Unix()))
+	code, out = runCLI(t, "analyze", "-f", cfg, "--version", "v3", "--deployed-at", fmt.Sprint(goodAt.Unix()))
 	if code != cli.ExitStable {
 		t.Fatalf("analyze of the good deploy: exit %d\n%s", code, out)
 	}
@@ -74,7 +66,7 @@ func TestAnalyzeAndBacktestAgainstRealPrometheus(t *testing.T) {
 	if err := os.WriteFile(csv, []byte(rows), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out = run("backtest", "-f", cfg, "--deploys", csv)
+	code, out = runCLI(t, "backtest", "-f", cfg, "--deploys", csv)
 	if code != 0 {
 		t.Fatalf("backtest: exit %d\n%s", code, out)
 	}
@@ -89,7 +81,7 @@ func TestAnalyzeAndBacktestAgainstRealPrometheus(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("version,deployed_at\nv2,yesterday\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := run("backtest", "-f", cfg, "--deploys", bad); code != cli.ExitUsage || !strings.Contains(out, "bad.csv:2: deployed_at") {
+	if code, out := runCLI(t, "backtest", "-f", cfg, "--deploys", bad); code != cli.ExitUsage || !strings.Contains(out, "bad.csv:2: deployed_at") {
 		t.Errorf("a bad row: exit %d, want 2 naming the line:\n%s", code, out)
 	}
 }

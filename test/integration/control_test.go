@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -72,10 +71,7 @@ phases:
 				t.Fatal(err)
 			}
 			reportPath := filepath.Join(dir, "report.json")
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			out := &syncBuffer{}
-			code := cli.Run(ctx, []string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, out, out)
+			code, out := runCLI(t, "run", "-f", cfg, "--version", "v2", "--report", reportPath)
 			if code != c.wantCode {
 				t.Fatalf("exit %d, want %d\n%s", code, c.wantCode, out)
 			}
@@ -109,14 +105,4 @@ phases:
 			t.Logf("%s: %s", rep.Verdict, rep.Reason)
 		})
 	}
-}
-
-func startService(t *testing.T, p testsvc.Profile, rps float64) *testsvc.Service {
-	t.Helper()
-	svc, err := testsvc.Start("127.0.0.1:0", p, rps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	return svc
 }

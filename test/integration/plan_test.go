@@ -1,14 +1,12 @@
 package integration
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/deploywatch/deploywatch/internal/cli"
 	"github.com/deploywatch/deploywatch/internal/testenv"
 )
 
@@ -27,11 +25,7 @@ func TestPlanAgainstRealPrometheus(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(configFor(e.svc.Addr, promURL, "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out := &syncBuffer{}
-		code := cli.Run(ctx, []string{"plan", "-f", cfg}, out, out)
-		return code, out.String()
+		return runCLI(t, "plan", "-f", cfg)
 	}
 	t.Run("busy service", func(t *testing.T) {
 		t.Parallel()

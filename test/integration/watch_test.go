@@ -57,14 +57,33 @@ type env struct {
 
 func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Duration) *env {
 	t.Helper()
-	svc, err := testsvc.Start("127.0.0.1:0", initial, rps)
+	svc := startService(t, initial, rps)
+	prom := testenv.StartPrometheus(t, time.Second, svc.Addr)
+	prom.WaitForHistory(t, history)
+	return &env{svc: svc, prom: prom, dir: t.TempDir()}
+}
+
+// startService starts a test service with its own traffic, closed with
+// the test.
+func startService(t testing.TB, p testsvc.Profile, rps float64) *testsvc.Service {
+	t.Helper()
+	svc, err := testsvc.Start("127.0.0.1:0", p, rps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	prom := testenv.StartPrometheus(t, time.Second, svc.Addr)
-	prom.WaitForHistory(t, history)
-	return &env{svc: svc, prom: prom, dir: t.TempDir()}
+	return svc
+}
+
+// runCLI runs deploywatch with args in process, bounded by 3 minutes,
+// and returns its exit code and everything it printed.
+func runCLI(t testing.TB, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := &syncBuffer{}
+	code := cli.Run(ctx, args, out, out)
+	return code, out.String()
 }
 
 type result struct {
