@@ -142,10 +142,15 @@ func (w *run) measureHistory(ctx context.Context, selector string, at time.Time,
 // parallel runs f for every check at once, the round bounded by the query
 // bound.
 func (w *run) parallel(ctx context.Context, f func(context.Context, *check)) {
+	w.parallelOver(ctx, w.checks, f)
+}
+
+// parallelOver is parallel for some of the checks.
+func (w *run) parallelOver(ctx context.Context, checks []*check, f func(context.Context, *check)) {
 	qctx, cancel := w.queryContext(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, c := range w.checks {
+	for _, c := range checks {
 		wg.Go(func() { f(qctx, c) })
 	}
 	wg.Wait()

@@ -88,31 +88,32 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		Selector: w.spec.Metrics.Selector, SinceDeploy: at.Sub(w.deploy.StartedAt), SinceWarmup: since,
 		Platform: w.platformVars(ctx, false),
 	}
-	verdicts := make([]judge.Verdict, len(early))
-	qctx, cancel := w.queryContext(ctx)
-	var wg sync.WaitGroup
-	for i, c := range early {
+	var mu sync.Mutex
+	verdicts := make(map[*check]judge.Verdict, len(early))
+	w.parallelOver(ctx, early, func(ctx context.Context, c *check) {
 		v := vars
 		v.Window = c.window
-		wg.Go(func() { verdicts[i] = c.measureEarly(qctx, w.source, v, at) })
-	}
-	wg.Wait()
-	cancel()
+		verdict := c.measureEarly(ctx, w.source, v, at)
+		mu.Lock()
+		verdicts[c] = verdict
+		mu.Unlock()
+	})
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	for i, c := range early {
-		if verdicts[i].Status != judge.Fail {
+	for _, c := range early {
+		verdict := verdicts[c]
+		if verdict.Status != judge.Fail {
 			continue
 		}
 		v := vars
 		v.Window = c.window
 		c.tracker.Observe(judge.Fail)
-		c.record(verdicts[i], v, at)
+		c.record(verdict, v, at)
 		c.frozen = true
 		breach := *c.result
-		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdicts[i].Reason})
-		return &failure{reason: c.cfg.Name + ": " + verdicts[i].Reason}
+		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
+		return &failure{reason: c.cfg.Name + ": " + verdict.Reason}
 	}
 	return nil
 }
