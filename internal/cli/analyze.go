@@ -61,7 +61,7 @@ warm-up is not over.`,
 					return usagef("--until %s is not after --deployed-at %s", until, deployedAt)
 				}
 			}
-			cfg, src, err := a.historySource(file)
+			cfg, src, err := a.historySource(cmd.Context(), file)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ file that cannot be read.`,
 			if err != nil {
 				return err
 			}
-			cfg, src, err := a.historySource(file)
+			cfg, src, err := a.historySource(cmd.Context(), file)
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ file that cannot be read.`,
 }
 
 // historySource loads the config and its metric source.
-func (a *app) historySource(file string) (*config.Config, watch.Querier, error) {
+func (a *app) historySource(ctx context.Context, file string) (*config.Config, watch.Querier, error) {
 	cfg, err := config.LoadFile(file)
 	if err != nil {
 		return nil, nil, err
@@ -151,7 +151,7 @@ func (a *app) historySource(file string) (*config.Config, watch.Querier, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := wire.Source(cfg, a.env, log)
+	src, err := wire.Source(ctx, cfg, a.env, log)
 	if err != nil {
 		return nil, nil, usageIfConfig(err)
 	}

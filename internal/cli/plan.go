@@ -43,7 +43,7 @@ metric source that cannot be asked.`,
 			if err != nil {
 				return err
 			}
-			src, err := wire.Source(cfg, a.env, log)
+			src, err := wire.Source(cmd.Context(), cfg, a.env, log)
 			if err != nil {
 				return usageIfConfig(err)
 			}

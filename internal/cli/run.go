@@ -204,7 +204,7 @@ func (a *app) follow(ctx context.Context, cfg *config.Config, output string, o o
 	if err != nil {
 		return err
 	}
-	src, err := wire.Source(cfg, a.env, log)
+	src, err := wire.Source(ctx, cfg, a.env, log)
 	if err != nil {
 		return usageIfConfig(err)
 	}

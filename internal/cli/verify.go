@@ -64,7 +64,7 @@ func (a *app) verify(ctx context.Context, cfg *config.Config, kf kubeFlags, vers
 	}
 	var src watch.Querier
 	if cfg.Metrics != nil {
-		if src, err = wire.Source(cfg, a.env, log); err != nil {
+		if src, err = wire.Source(ctx, cfg, a.env, log); err != nil {
 			return usageIfConfig(err)
 		}
 		if es, ok := src.(*embedded.Source); ok {

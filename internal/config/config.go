@@ -382,6 +382,89 @@ type Prometheus struct {
 	Headers map[string]string `yaml:"headers,omitempty"`
 	Timeout Duration          `yaml:"timeout"`
 	Retries int               `yaml:"retries"`
+	// SigV4 signs every request with AWS Signature Version 4, for Amazon
+	// Managed Service for Prometheus.
+	SigV4 *SigV4 `yaml:"sigv4,omitempty"`
+	// Google signs in with Google's Application Default Credentials, for
+	// Google Cloud Managed Service for Prometheus.
+	Google *Google `yaml:"google,omitempty"`
+	// OAuth2 gets its tokens by the client-credentials grant, for Grafana
+	// Cloud, Mimir and others behind an OAuth2 proxy.
+	OAuth2 *OAuth2 `yaml:"oauth2,omitempty"`
+	// TLS sets the server's certificate authority and a client
+	// certificate (mTLS). It combines with any sign-in.
+	TLS *TLS `yaml:"tls,omitempty"`
+}
+
+// SignIn names the sign-in the source uses ("sigv4", "google", "oauth2",
+// "bearer", "basic_auth"), or "" for none.
+func (p *Prometheus) SignIn() string {
+	switch {
+	case p.SigV4 != nil:
+		return "sigv4"
+	case p.Google != nil:
+		return "google"
+	case p.OAuth2 != nil:
+		return "oauth2"
+	case p.BearerTokenEnv != "" || p.BearerTokenFile != "":
+		return "bearer"
+	case p.BasicAuth != nil:
+		return "basic_auth"
+	}
+	return ""
+}
+
+// SigV4 is AWS request signing. Credentials come from the standard AWS
+// chain: the environment, the shared config and credentials files, web
+// identity (IRSA), the container or instance role.
+type SigV4 struct {
+	// Region of the workspace, e.g. us-east-1. Required.
+	Region string `yaml:"region"`
+	// RoleARN, when set, is assumed (STS AssumeRole) with the chain's
+	// credentials, and its credentials sign the requests.
+	RoleARN string `yaml:"role_arn,omitempty"`
+	// Profile is the shared config profile. Default: the chain's own.
+	Profile string `yaml:"profile,omitempty"`
+	// Service is the signing name. Default aps.
+	Service string `yaml:"service,omitempty"`
+}
+
+// Google is Google Cloud sign-in with Application Default Credentials:
+// GOOGLE_APPLICATION_CREDENTIALS, gcloud's credentials, or the metadata
+// server (workload identity).
+type Google struct {
+	// CredentialsFile is a service account or external account key file
+	// to use instead of the default credentials.
+	CredentialsFile string `yaml:"credentials_file,omitempty"`
+	// Scopes default to https://www.googleapis.com/auth/monitoring.read.
+	Scopes []string `yaml:"scopes,omitempty"`
+}
+
+// OAuth2 is the client-credentials grant (RFC 6749 section 4.4).
+type OAuth2 struct {
+	TokenURL         string   `yaml:"token_url"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretEnv  string   `yaml:"client_secret_env,omitempty"`
+	ClientSecretFile string   `yaml:"client_secret_file,omitempty"`
+	Scopes           []string `yaml:"scopes,omitempty"`
+	// EndpointParams are added to the token request (audience, say).
+	EndpointParams map[string]string `yaml:"endpoint_params,omitempty"`
+}
+
+// TLS is the client side of a TLS connection.
+type TLS struct {
+	// CAFile holds the PEM certificates that may sign the server's
+	// certificate, instead of the system's.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// CertFile and KeyFile are the client certificate and its key (PEM),
+	// for servers that require one.
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+	// ServerName overrides the name the server's certificate must carry.
+	ServerName string `yaml:"server_name,omitempty"`
+	// InsecureSkipVerify accepts any server certificate. For tests only:
+	// it lets anyone in the middle read the queries and the credentials.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
 }
 
 // Embedded is deploywatch's own scraper and PromQL engine.

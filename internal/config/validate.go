@@ -426,6 +426,7 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 				bad("metrics.prometheus.headers."+k, "credentials do not belong in headers: use bearer_token_env, bearer_token_file or basic_auth")
 			}
 		}
+		validateSignIn(pr, bad)
 	}
 	selectorOK = true
 	if m.Selector == "" {
@@ -599,3 +600,68 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 		bad(at("unit"), "%q: want percent, seconds, bytes, persecond or nothing", ch.Unit)
 	}
 }
+
+// validateSignIn checks the shape of the source's sign-in blocks. It looks
+// up no credentials: validate works offline, and run and watch fetch them
+// at Start.
+func validateSignIn(pr *Prometheus, bad badFunc) {
+	const at = "metrics.prometheus."
+	var ways []string
+	for _, w := range []struct {
+		name string
+		set  bool
+	}{
+		{"sigv4", pr.SigV4 != nil}, {"google", pr.Google != nil}, {"oauth2", pr.OAuth2 != nil},
+		{"a bearer token", pr.BearerTokenEnv != "" || pr.BearerTokenFile != ""}, {"basic_auth", pr.BasicAuth != nil},
+	} {
+		if w.set {
+			ways = append(ways, w.name)
+		}
+	}
+	if len(ways) > 1 && slices.ContainsFunc(ways[:2], func(w string) bool { return w == "sigv4" || w == "google" || w == "oauth2" }) {
+		// (a bearer token with basic_auth is reported on its own)
+		bad(at+ways[0], "choose one sign-in: %s are both set", strings.Join(ways, " and "))
+	}
+	if s := pr.SigV4; s != nil {
+		if s.Region == "" {
+			bad(at+"sigv4.region", "required: the workspace's AWS region, e.g. us-east-1")
+		} else if !awsRegionRE.MatchString(s.Region) {
+			bad(at+"sigv4.region", "%q is not an AWS region, e.g. us-east-1", s.Region)
+		}
+		if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "arn:") {
+			bad(at+"sigv4.role_arn", "%q is not a role ARN (arn:aws:iam::<account>:role/<name>)", s.RoleARN)
+		}
+	}
+	if o := pr.OAuth2; o != nil {
+		u, err := url.Parse(o.TokenURL)
+		switch {
+		case o.TokenURL == "":
+			bad(at+"oauth2.token_url", "required: the token endpoint, e.g. https://auth.example.com/oauth2/token")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad(at+"oauth2.token_url", "%q: want http(s)://host/path", o.TokenURL)
+		case u.User != nil:
+			bad(at+"oauth2.token_url", "credentials do not belong in the URL: use client_id and client_secret_env")
+		}
+		if o.ClientID == "" {
+			bad(at+"oauth2.client_id", "required")
+		}
+		if (o.ClientSecretEnv == "") == (o.ClientSecretFile == "") {
+			bad(at+"oauth2", "set one of client_secret_env or client_secret_file")
+		}
+		if o.ClientSecretEnv != "" && !envRE.MatchString(o.ClientSecretEnv) {
+			bad(at+"oauth2.client_secret_env", "%q is not an environment variable name", o.ClientSecretEnv)
+		}
+	}
+	if t := pr.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad(at+"tls", "cert_file and key_file go together: the client certificate needs its key")
+		}
+		if t.InsecureSkipVerify && t.CAFile != "" {
+			bad(at+"tls.insecure_skip_verify", "with ca_file set, the server's certificate can be verified: drop insecure_skip_verify")
+		}
+	}
+}
+
+// awsRegionRE matches AWS region names: us-east-1, eu-central-2,
+// us-gov-west-1, cn-north-1.
+var awsRegionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)

@@ -16,6 +16,15 @@ import (
 // expression it cannot execute). Retrying it cannot help.
 var ErrBadQuery = errors.New("query rejected by the metric source")
 
+// ErrSignIn marks credentials the source refused (HTTP 401 or 403).
+// Retrying with the same credentials cannot help.
+var ErrSignIn = errors.New("the metric source refused the credentials")
+
+// ErrUnsupported marks a question the source cannot answer at all (a
+// range query to a source that has only the present, PromQL to a source
+// that speaks another language).
+var ErrUnsupported = errors.New("not supported by the metric source")
+
 // Labels are a series' label set.
 type Labels map[string]string
 

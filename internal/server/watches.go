@@ -224,7 +224,7 @@ func (ws *watches) follow(wctx context.Context, cancel context.CancelCauseFunc, 
 	follow func(*watch.Engine, context.Context) (*watch.Report, error)) {
 	log := ws.s.log.With("deploy", id, "workload", o.Namespace+"/"+o.Kind+"/"+o.Name)
 	defer cancel(nil)
-	src, err := wire.Source(cfg, ws.s.env, log)
+	src, err := wire.Source(wctx, cfg, ws.s.env, log)
 	if err != nil {
 		_ = ws.abandon(context.Background(), store.Deploy{ID: id}, err.Error())
 		return

@@ -11,12 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/metrics"
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
+	"github.com/deploywatch/deploywatch/internal/metrics/signin"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/datadog"
 	"github.com/deploywatch/deploywatch/internal/notify/github"
@@ -42,8 +45,11 @@ func configErrorf(format string, args ...any) error {
 	return &configError{fmt.Errorf(format, args...)}
 }
 
-// Source builds the metric source of the config, or nil without one.
-func Source(cfg *config.Config, env func(string) (string, bool), log *slog.Logger) (watch.Querier, error) {
+// Source builds the metric source of the config, or nil without one. A
+// source that signs in fetches its first credentials and asks the server
+// one query now, bounded by ctx: a sign-in that does not work is a config
+// error before anything is deployed.
+func Source(ctx context.Context, cfg *config.Config, env func(string) (string, bool), log *slog.Logger) (watch.Querier, error) {
 	if cfg.Metrics == nil {
 		return nil, nil
 	}
@@ -59,14 +65,48 @@ func Source(cfg *config.Config, env func(string) (string, bool), log *slog.Logge
 		return nil, err
 	}
 	p := cfg.Metrics.Prometheus
-	c, err := prometheus.New(prometheus.Config{
+	pc := prometheus.Config{
 		URL: p.URL, BearerToken: token, Username: user, Password: pass,
 		Headers: p.Headers, Timeout: p.Timeout.D(), Retries: p.Retries,
-	})
+	}
+	signsIn := p.SigV4 != nil || p.Google != nil || p.OAuth2 != nil || p.TLS != nil
+	if signsIn {
+		if pc.Transport, err = signInTransport(ctx, cfg, env); err != nil {
+			return nil, err
+		}
+	}
+	c, err := prometheus.New(pc)
 	if err != nil {
 		return nil, configErrorf("metrics.prometheus: %v", err)
 	}
+	if signsIn {
+		if err := c.Probe(ctx); errors.Is(err, metrics.ErrSignIn) {
+			return nil, configErrorf("metrics.prometheus: %v", err)
+		} else if err != nil {
+			log.Warn("the metric source did not answer a first query; the watch goes on and retries", "err", err)
+		}
+	}
 	return c, nil
+}
+
+// signInTransport builds the transport of the Prometheus source's sign-in.
+func signInTransport(ctx context.Context, cfg *config.Config, env func(string) (string, bool)) (http.RoundTripper, error) {
+	p := cfg.Metrics.Prometheus
+	o := signin.Options{SigV4: p.SigV4, Google: p.Google, OAuth2: p.OAuth2, TLS: p.TLS, Resolve: cfg.Resolve}
+	if p.OAuth2 != nil {
+		secret, err := cfg.Secret(env, "metrics.prometheus.oauth2.client_secret", p.OAuth2.ClientSecretEnv, p.OAuth2.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		o.OAuth2ClientSecret = secret
+	}
+	sctx, cancel := context.WithTimeout(ctx, max(p.Timeout.D(), 10*time.Second))
+	defer cancel()
+	rt, err := signin.Transport(sctx, o)
+	if err != nil {
+		return nil, configErrorf("%v", err)
+	}
+	return rt, nil
 }
 
 // EmbeddedSource builds the embedded engine of a config section.

@@ -118,6 +118,13 @@ func (c *Client) QueryRange(ctx context.Context, expr string, start, end time.Ti
 	return decodeMatrix(data)
 }
 
+// Probe asks the server the simplest query, to learn whether it answers
+// and accepts the credentials.
+func (c *Client) Probe(ctx context.Context) error {
+	_, err := c.Query(ctx, "1", time.Now())
+	return err
+}
+
 // call POSTs the form (queries can be longer than a URL may be) and
 // returns the envelope's data, retrying what retrying can fix.
 func (c *Client) call(ctx context.Context, path string, form url.Values) (json.RawMessage, error) {
@@ -208,6 +215,8 @@ func (c *Client) attempt(ctx context.Context, path string, form url.Values) (jso
 			msg = snippet(body)
 		}
 		return nil, 0, fmt.Errorf("%w: %s (HTTP %d): %s", metrics.ErrBadQuery, c, resp.StatusCode, msg)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, 0, fmt.Errorf("%w: %s answered HTTP %d: %s", metrics.ErrSignIn, c, resp.StatusCode, snippet(body))
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		msg := env.Error
 		if msg == "" {
