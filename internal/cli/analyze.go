@@ -151,6 +151,9 @@ func (a *app) historySource(ctx context.Context, file string) (*config.Config, w
 	if err != nil {
 		return nil, nil, err
 	}
+	if m := cfg.Metrics; m != nil && m.Language() == config.LanguageValues {
+		return nil, nil, &usageError{fmt.Errorf("%s: %s answers for the present only: analyze and backtest need a source with history (metrics.prometheus, metrics.embedded or metrics.datadog)", file, m.SourceField())}
+	}
 	src, err := wire.Source(ctx, cfg, a.env, log)
 	if err != nil {
 		return nil, nil, usageIfConfig(err)

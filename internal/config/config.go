@@ -339,8 +339,16 @@ type Metrics struct {
 	// Embedded scrapes the targets itself and answers PromQL in process,
 	// for machines without a Prometheus.
 	Embedded *Embedded `yaml:"embedded,omitempty"`
+	// Datadog queries Datadog's metrics API; checks are Datadog queries.
+	Datadog *Datadog `yaml:"datadog,omitempty"`
+	// Command runs a command for each query, which prints the value.
+	Command *CommandSource `yaml:"command,omitempty"`
+	// HTTP requests a URL for each query and reads the value from its
+	// JSON answer.
+	HTTP *HTTPSource `yaml:"http,omitempty"`
 	// Selector is the label selector of the service's series, without
-	// braces: job="api". Queries use it as $selector.
+	// braces: job="api". Queries use it as $selector. With Datadog it is a
+	// tag list (default service:$service,env:$environment,version:$version).
 	Selector string `yaml:"selector"`
 	// StatusLabel is the label holding the HTTP status code. Default
 	// "status"; many services use "code".
@@ -364,6 +372,88 @@ type Metrics struct {
 	// the checks as often as the data change (every scrape) rather than
 	// only every phases.interval. Default 10; 0 looks every interval only.
 	QueryBudget *float64 `yaml:"query_budget,omitempty"`
+}
+
+// The languages the metric sources' queries are written in.
+const (
+	// LanguagePromQL: metrics.prometheus and metrics.embedded.
+	LanguagePromQL = "promql"
+	// LanguageDatadog: metrics.datadog; each query ends with the time it
+	// covers in brackets, [$window] or [$since_warmup].
+	LanguageDatadog = "datadog"
+	// LanguageValues: metrics.command and metrics.http, which take any
+	// text and answer with one value, never counts.
+	LanguageValues = "values"
+)
+
+// Language is the language of the source's queries.
+func (m *Metrics) Language() string {
+	switch {
+	case m.Datadog != nil:
+		return LanguageDatadog
+	case m.Command != nil || m.HTTP != nil:
+		return LanguageValues
+	}
+	return LanguagePromQL
+}
+
+// SourceField names the configured source's section, for messages.
+func (m *Metrics) SourceField() string {
+	switch {
+	case m.Datadog != nil:
+		return "metrics.datadog"
+	case m.Command != nil:
+		return "metrics.command"
+	case m.HTTP != nil:
+		return "metrics.http"
+	case m.Embedded != nil:
+		return "metrics.embedded"
+	}
+	return "metrics.prometheus"
+}
+
+// Datadog is Datadog's metrics query API (GET /api/v1/query).
+type Datadog struct {
+	// Site is the Datadog site: datadoghq.com (default), datadoghq.eu,
+	// us3.datadoghq.com, us5.datadoghq.com, ap1.datadoghq.com, ddog-gov.com.
+	Site string `yaml:"site,omitempty"`
+	// URL replaces the site's API address (tests, proxies).
+	URL        string `yaml:"url,omitempty"`
+	APIKeyEnv  string `yaml:"api_key_env,omitempty"`
+	APIKeyFile string `yaml:"api_key_file,omitempty"`
+	AppKeyEnv  string `yaml:"app_key_env,omitempty"`
+	AppKeyFile string `yaml:"app_key_file,omitempty"`
+	// Span is the APM span the default checks read (trace.<span>.hits,
+	// .errors and the trace.<span> latency distribution). Default
+	// http.request.
+	Span    string   `yaml:"span,omitempty"`
+	Timeout Duration `yaml:"timeout"`
+	Retries int      `yaml:"retries"`
+}
+
+// CommandSource runs Run (a shell command line) for each query, with the
+// query as its one argument ($1) and in $DEPLOYWATCH_QUERY, and the time
+// asked about in $DEPLOYWATCH_TIME (RFC 3339). The command prints a number,
+// or JSON {"value": <number>, "samples": <number>}; nothing, "null" or
+// {"value": null} is no data.
+type CommandSource struct {
+	Run     string   `yaml:"run"`
+	Shell   string   `yaml:"shell,omitempty"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// HTTPSource requests URL with the query as the query parameter (and the
+// time as time, Unix seconds) and reads the value from the JSON answer
+// with the jq expression Value (and the sample count with Samples).
+type HTTPSource struct {
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// BearerTokenEnv names the environment variable holding a bearer token.
+	BearerTokenEnv  string   `yaml:"bearer_token_env,omitempty"`
+	BearerTokenFile string   `yaml:"bearer_token_file,omitempty"`
+	Value           string   `yaml:"value"`
+	Samples         string   `yaml:"samples,omitempty"`
+	Timeout         Duration `yaml:"timeout"`
 }
 
 // DefaultQueryBudget is metrics.query_budget when the config sets none.
@@ -582,6 +672,10 @@ type Check struct {
 	// Unit is how values are shown: percent, seconds, bytes, persecond, or
 	// empty for plain numbers.
 	Unit string `yaml:"unit,omitempty"`
+	// Statistic says what a check's value is when it is not made of counts
+	// (a percentile a source computed, a value a command printed): shown
+	// in the report beside the verdict.
+	Statistic string `yaml:"statistic,omitempty"`
 }
 
 // Default returns the configuration every file starts from.
@@ -646,12 +740,30 @@ func defaultPrometheus() Prometheus {
 
 // complete fills in what depends on other fields, after decoding.
 func (c *Config) complete() {
-	if m := c.Metrics; m != nil && m.Selector == "" && c.Target.Kubernetes != nil {
-		m.Selector = KubernetesSelector
+	if m := c.Metrics; m != nil && m.Selector == "" {
+		switch {
+		case m.Datadog != nil:
+			m.Selector = DatadogSelector(c.Environment)
+		case c.Target.Kubernetes != nil && m.Language() == LanguagePromQL:
+			m.Selector = KubernetesSelector
+		}
 	}
 	if m := c.Metrics; m != nil {
+		if m.Datadog != nil && m.ScrapeInterval == 0 {
+			// The agent and the tracers flush every 10 s.
+			m.ScrapeInterval = Duration(DatadogFlushInterval)
+		}
+		if m.Language() == LanguageValues && m.ScrapeInterval == 0 {
+			// Nothing to measure it from: one look per interval.
+			m.ScrapeInterval = c.Phases.Interval
+		}
 		if m.QueryBudget == nil {
 			m.QueryBudget = ptr(DefaultQueryBudget)
+			if m.Datadog != nil {
+				// Datadog allows an organisation 1,600 queries an hour:
+				// one look per phases.interval is already most of that.
+				m.QueryBudget = ptr(0.0)
+			}
 		}
 		if e := m.Embedded; e != nil {
 			if e.Retention == 0 {
@@ -674,9 +786,21 @@ func (c *Config) complete() {
 				}
 			}
 		}
-		if len(c.Checks) == 0 {
+		switch {
+		case len(c.Checks) > 0:
+		case m.Language() == LanguagePromQL:
 			c.Checks, c.Skipped = c.defaultChecks()
 			c.DefaultChecks = true
+		case m.Language() == LanguageDatadog:
+			c.Checks, c.Skipped = c.datadogChecks()
+			c.DefaultChecks = true
+		}
+		if m.Language() == LanguageValues {
+			for i := range c.Checks {
+				if c.Checks[i].Statistic == "" {
+					c.Checks[i].Statistic = "the value " + m.SourceField() + " gives: no counts, so no significance test"
+				}
+			}
 		}
 	}
 	if t := c.Traffic; t != nil {
@@ -812,6 +936,63 @@ func (c *Config) defaultChecks() ([]Check, []SkippedCheck) {
 		})
 	} else {
 		skipped = append(skipped, SkippedCheck{"memory", "no memory limit: set target.command.memory_limit to judge memory usage"})
+	}
+	return checks, skipped
+}
+
+// DatadogFlushInterval is how often Datadog's agent and tracers send
+// their data: the scrape interval of a Datadog source.
+const DatadogFlushInterval = 10 * time.Second
+
+// DatadogSelector is the tag list of a Datadog source's default checks:
+// the service, its environment when the config names one, and the version
+// judged.
+func DatadogSelector(environment string) string {
+	if environment == "" {
+		return "service:$service,version:$version"
+	}
+	return "service:$service,env:$environment,version:$version"
+}
+
+// datadogChecks is the seed's table for Datadog's APM metrics: the
+// trace.<span>.hits and .errors counts (exact counts, so the same tests
+// as with Prometheus apply) and the trace.<span> latency distribution,
+// whose percentile Datadog computes (a value, not counts: the check says
+// so, and fails on a failure limit rather than a significance test).
+func (c *Config) datadogChecks() ([]Check, []SkippedCheck) {
+	span := c.Metrics.Datadog.Span
+	checks := []Check{
+		{
+			Name:  "error_rate",
+			Type:  TypeRatio,
+			Bad:   fmt.Sprintf("sum:trace.%s.errors{$selector}.as_count()[$since_warmup]", span),
+			Total: fmt.Sprintf("sum:trace.%s.hits{$selector}.as_count()[$since_warmup]", span),
+			Warn:  mustRule("> 0.1%"),
+			Fail:  mustRule("> 1%"),
+			Unit:  "percent",
+		},
+		{
+			Name:      "latency_p99",
+			Query:     fmt.Sprintf("p99:trace.%s{$selector}[$since_warmup]", span),
+			Warn:      mustRule("> 500ms"),
+			Fail:      mustRule("> 2x baseline"),
+			Floor:     ptr(Quantity(0.1)),
+			Unit:      "seconds",
+			Statistic: "Datadog's p99 of each interval, averaged over the window: a percentile, not counts, so no significance test",
+		},
+		{
+			Name:     "request_rate",
+			Type:     TypeRate,
+			Count:    fmt.Sprintf("sum:trace.%s.hits{$selector}.as_count()[$window]", span),
+			Warn:     mustRule("< 0.5x baseline"),
+			Fail:     mustRule("< 0.2x baseline"),
+			OnNoData: NoDataFail,
+			Unit:     "persecond",
+		},
+	}
+	skipped := []SkippedCheck{
+		{"cpu", "the default CPU check reads Prometheus metrics: with metrics.datadog, write it as a Datadog query (e.g. avg:kubernetes.cpu.usage.total{...})"},
+		{"memory", "the default memory check reads Prometheus metrics: with metrics.datadog, write it as a Datadog query"},
 	}
 	return checks, skipped
 }

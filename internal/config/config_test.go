@@ -119,7 +119,7 @@ func TestBadFiles(t *testing.T) {
 		"duplicate-key":    {"duplicate-key.bad.yaml:10:1: service: duplicate key (first set on line 1)"},
 		"bad-duration":     {"bad-duration.bad.yaml:10:12: phases.monitor: \"5 minutes\" is not a duration"},
 		"bad-promql":       {"bad-promql.bad.yaml:11:12: checks[0].query: PromQL", "unclosed left parenthesis"},
-		"unknown-var":      {"unknown-var.bad.yaml:11:12: checks[0].query: unknown variable $windw (known: $deployment, $namespace, $pod_template_hash, $pods, $selector, $since_deploy, $since_warmup, $window, $workload)"},
+		"unknown-var":      {"unknown-var.bad.yaml:11:12: checks[0].query: unknown variable $windw (known: $deployment, $environment, $namespace, $pod_template_hash, $pods, $selector, $service, $since_deploy, $since_warmup, $version, $window, $workload)"},
 		"bad-rule":         {"bad-rule.bad.yaml:12:11: checks[0].fail: rule \"above 1%\" must start with"},
 		"missing-rollback": {"missing-rollback.bad.yaml:4:5: target.command.rollback: required when on_failure is rollback"},
 		"many-problems": {
@@ -141,6 +141,8 @@ func TestBadFiles(t *testing.T) {
 			"metrics.prometheus.oauth2.token_url: \"auth.example.com/token\": want http(s)://host/path", "metrics.prometheus.oauth2.client_id: required",
 			"metrics.prometheus.oauth2.client_secret_env: \"not a name\" is not an environment variable name",
 			"metrics.prometheus.tls: cert_file and key_file go together"},
+		"datadog": {"datadog.bad.yaml:7:11: metrics.datadog.site: \"datadog.eu\" is not a Datadog site", "metrics.datadog.app_key_env: set one of app_key_env or app_key_file",
+			"checks[0].query: Datadog query: \"sum:trace.http.request.errors{service:api,version:v1}.as_count()\" does not end with the time it covers in brackets"},
 		"two-sources": {"two-sources.bad.yaml:9:5: metrics.embedded: choose one metric source"},
 		"notify": {"notify.bad.yaml:10:12: notify[0].slack.webhook_url_env: required", "notify[1].datadog.site: \"datadog.com\" is not a Datadog site",
 			"notify[2]: each entry names exactly one sink", "notify[2]: event \"deployed\""},
@@ -313,5 +315,43 @@ func TestCheckTest(t *testing.T) {
 				t.Errorf("failures = %d, want %d", got, c.fails)
 			}
 		})
+	}
+}
+
+func TestDatadogDefaultChecks(t *testing.T) {
+	c, err := LoadFile("testdata/datadog.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Metrics
+	if m.Language() != LanguageDatadog || m.Selector != "service:$service,env:$environment,version:$version" || m.ScrapeInterval.D() != DatadogFlushInterval || *m.QueryBudget != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+	v := Vars{Selector: m.Selector, Window: 10 * time.Second, SinceWarmup: 42 * time.Second, Service: "api", Environment: "prod", Version: "v2"}
+	want := map[string]string{
+		"error_rate/bad":     "sum:trace.http.request.errors{service:api,env:prod,version:v2}.as_count()[42s]",
+		"error_rate/total":   "sum:trace.http.request.hits{service:api,env:prod,version:v2}.as_count()[42s]",
+		"latency_p99/query":  "p99:trace.http.request{service:api,env:prod,version:v2}[42s]",
+		"request_rate/count": "sum:trace.http.request.hits{service:api,env:prod,version:v2}.as_count()[10s]",
+	}
+	got := map[string]string{}
+	for _, ch := range c.Checks {
+		for role, tmpl := range ch.Queries() {
+			got[ch.Name+"/"+role], err = Expand(tmpl, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %q, want %q", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("queries %v", got)
+	}
+	if !c.Checks[0].Accumulates() || c.Checks[0].Test() != judge.Sequential {
+		t.Error("the error counts since the warm-up should get the sequential test, as with Prometheus")
 	}
 }

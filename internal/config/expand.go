@@ -28,6 +28,12 @@ const (
 	VarDeployment      = "deployment"
 	VarWorkload        = "workload"
 	VarPods            = "pods"
+	// The deploy's: the config's service and environment, and the version
+	// judged (before the deploy, in the baseline, the version it replaces,
+	// or * when that is unknown).
+	VarService     = "service"
+	VarEnvironment = "environment"
+	VarVersion     = "version"
 )
 
 // Vars are the values of a query's variables at one evaluation.
@@ -42,6 +48,8 @@ type Vars struct {
 	// Platform holds the platform's variables (pod_template_hash,
 	// namespace, deployment, workload, pods); a missing one expands to "".
 	Platform map[string]string
+	// Service, Environment and Version name the deploy.
+	Service, Environment, Version string
 }
 
 func (v Vars) lookup() map[string]string {
@@ -55,6 +63,9 @@ func (v Vars) lookup() map[string]string {
 		VarDeployment:      v.Platform[VarDeployment],
 		VarWorkload:        v.Platform[VarWorkload],
 		VarPods:            v.Platform[VarPods],
+		VarService:         v.Service,
+		VarEnvironment:     v.Environment,
+		VarVersion:         v.Version,
 	}
 }
 

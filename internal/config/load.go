@@ -212,6 +212,15 @@ func presetSections(root *yaml.Node, cfg *Config) {
 			p := defaultPrometheus()
 			m.Prometheus = &p
 		}
+		if child(n, "datadog") != nil {
+			m.Datadog = &Datadog{Site: "datadoghq.com", Span: "http.request", Timeout: Duration(10 * time.Second), Retries: 2}
+		}
+		if child(n, "command") != nil {
+			m.Command = &CommandSource{Shell: "/bin/sh", Timeout: Duration(10 * time.Second)}
+		}
+		if child(n, "http") != nil {
+			m.HTTP = &HTTPSource{Timeout: Duration(10 * time.Second)}
+		}
 	}
 	if t := child(root, "target"); t != nil && child(t, "command") != nil {
 		c := defaultCommandTarget()

@@ -13,6 +13,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/metrics"
 	"github.com/deploywatch/deploywatch/internal/promql"
 )
 
@@ -380,13 +381,31 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	if b := m.QueryBudget; b != nil && (*b < 0 || math.IsNaN(*b) || math.IsInf(*b, 0)) {
 		bad("metrics.query_budget", "must be a number of queries a second, 0 or more (0: look every phases.interval only)")
 	}
+	var sources []string
+	for _, src := range []struct {
+		name string
+		set  bool
+	}{
+		{"metrics.prometheus", m.Prometheus != nil}, {"metrics.embedded", m.Embedded != nil}, {"metrics.datadog", m.Datadog != nil},
+		{"metrics.command", m.Command != nil}, {"metrics.http", m.HTTP != nil},
+	} {
+		if src.set {
+			sources = append(sources, src.name)
+		}
+	}
 	switch {
-	case m.Prometheus != nil && m.Embedded != nil:
-		bad("metrics.embedded", "choose one metric source: metrics.prometheus or metrics.embedded")
+	case len(sources) > 1:
+		bad(sources[1], "choose one metric source: %s are both set", strings.Join(sources, " and "))
 	case m.Embedded != nil:
 		c.validateEmbedded(bad)
+	case m.Datadog != nil:
+		c.validateDatadog(bad)
+	case m.Command != nil:
+		c.validateCommandSource(bad)
+	case m.HTTP != nil:
+		c.validateHTTPSource(bad)
 	case m.Prometheus == nil:
-		bad("metrics", "no metric source: set metrics.prometheus.url, or metrics.embedded to scrape the service directly")
+		bad("metrics", "no metric source: set metrics.prometheus.url, or metrics.embedded to scrape the service directly (or metrics.datadog, metrics.command, metrics.http)")
 	default:
 		pr := m.Prometheus
 		u, err := url.Parse(pr.URL)
@@ -427,6 +446,9 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 			}
 		}
 		validateSignIn(pr, bad)
+	}
+	if m.Language() != LanguagePromQL {
+		return c.validateOtherLanguage(bad)
 	}
 	selectorOK = true
 	if m.Selector == "" {
@@ -544,7 +566,8 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 			bad(at(role), "does not belong to a %s check (it uses %s)", ch.Type, strings.Join(want, " and "))
 		}
 	}
-	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute, Platform: samplePlatformVars}
+	vars := Vars{Selector: c.Metrics.Selector, Window: time.Minute, SinceDeploy: time.Minute, SinceWarmup: time.Minute, Platform: samplePlatformVars,
+		Service: "api", Environment: "prod", Version: "v1"}
 	for role, tmpl := range queries {
 		if !checkQueries {
 			break
@@ -554,8 +577,29 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 			bad(at(role), "%v", err)
 			continue
 		}
-		if err := promql.Check(expr); err != nil {
-			bad(at(role), "PromQL %q: %v", expr, err)
+		switch c.Metrics.Language() {
+		case LanguagePromQL:
+			if err := promql.Check(expr); err != nil {
+				bad(at(role), "PromQL %q: %v", expr, err)
+			}
+		case LanguageDatadog:
+			if _, _, err := metrics.SplitRange(expr); err != nil {
+				bad(at(role), "Datadog query: %v", err)
+			}
+		}
+	}
+	if c.Metrics.Language() == LanguageValues {
+		src := c.Metrics.SourceField()
+		if ch.Type != TypeQuery {
+			bad(at("type"), "%q needs counts, and %s gives one value: use type query (with absolute rules)", ch.Type, src)
+		}
+		for _, r := range []struct {
+			field string
+			rule  Rule
+		}{{"fail", ch.Fail}, {"warn", ch.Warn}} {
+			if r.rule.Relative {
+				bad(at(r.field), "%q is relative to a baseline, which %s cannot measure: use an absolute rule such as \"> 1%%\"", r.rule, src)
+			}
 		}
 	}
 	if ch.Warn.IsZero() && ch.Fail.IsZero() {
@@ -665,3 +709,121 @@ func validateSignIn(pr *Prometheus, bad badFunc) {
 // awsRegionRE matches AWS region names: us-east-1, eu-central-2,
 // us-gov-west-1, cn-north-1.
 var awsRegionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+
+// validateOtherLanguage checks the selector and control group of a source
+// whose queries are not PromQL: they are tags or free text, checked only
+// for their variables.
+func (c *Config) validateOtherLanguage(bad badFunc) (selectorOK bool) {
+	m := c.Metrics
+	selectorOK = true
+	if _, err := Expand(m.Selector, Vars{Platform: samplePlatformVars}); err != nil {
+		bad("metrics.selector", "%v", err)
+		selectorOK = false
+	}
+	if c.Baseline.Control != "" {
+		if _, err := Expand(c.Baseline.Control, Vars{Platform: samplePlatformVars}); err != nil {
+			bad("baseline.control", "%v", err)
+		}
+		if m.Language() == LanguageValues {
+			bad("baseline.control", "%s gives values, not counts: a control group cannot be compared", m.SourceField())
+		}
+	}
+	if m.Language() == LanguageValues {
+		if len(c.Checks) == 0 {
+			bad("checks", "required with %s: the default checks are written for Prometheus and Datadog; write checks of type query with absolute rules", m.SourceField())
+		}
+		if c.Baseline.Offset != 0 {
+			bad("baseline.offset", "%s has no history to look back into", m.SourceField())
+		}
+	}
+	if m.ScrapeInterval != 0 && m.ScrapeInterval.D() < 100*time.Millisecond {
+		bad("metrics.scrape_interval", "must be at least 100ms")
+	}
+	if m.Window != 0 && m.Window.D() < time.Second {
+		bad("metrics.window", "must be at least 1s")
+	}
+	return selectorOK
+}
+
+func (c *Config) validateDatadog(bad badFunc) {
+	d := c.Metrics.Datadog
+	const at = "metrics.datadog."
+	if d.URL == "" && !datadogSites[d.Site] {
+		bad(at+"site", "%q is not a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, ddog-gov.com)", d.Site)
+	}
+	if d.URL != "" {
+		u, err := url.Parse(d.URL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad(at+"url", "%q: want http(s)://host[:port]", d.URL)
+		case u.User != nil:
+			bad(at+"url", "credentials do not belong in the URL: use api_key_env and app_key_env")
+		}
+	}
+	for _, k := range []struct{ name, env, file string }{{"api_key", d.APIKeyEnv, d.APIKeyFile}, {"app_key", d.AppKeyEnv, d.AppKeyFile}} {
+		switch {
+		case (k.env == "") == (k.file == ""):
+			bad(at+k.name+"_env", "set one of %s_env or %s_file: the metrics API needs both keys", k.name, k.name)
+		case k.env != "" && !envRE.MatchString(k.env):
+			bad(at+k.name+"_env", "%q is not an environment variable name", k.env)
+		}
+	}
+	if !checkNameRE.MatchString(strings.ReplaceAll(d.Span, ".", "_")) {
+		bad(at+"span", "%q: want a span name such as http.request", d.Span)
+	}
+	if d.Timeout <= 0 {
+		bad(at+"timeout", "must be positive")
+	}
+	if d.Retries < 0 || d.Retries > 10 {
+		bad(at+"retries", "%d: want 0 to 10", d.Retries)
+	}
+}
+
+func (c *Config) validateCommandSource(bad badFunc) {
+	cmd := c.Metrics.Command
+	if strings.TrimSpace(cmd.Run) == "" {
+		bad("metrics.command.run", "required: the command that prints a check's value, given the query as $1")
+	}
+	if cmd.Timeout <= 0 {
+		bad("metrics.command.timeout", "must be positive")
+	}
+}
+
+func (c *Config) validateHTTPSource(bad badFunc) {
+	h := c.Metrics.HTTP
+	const at = "metrics.http."
+	u, err := url.Parse(h.URL)
+	switch {
+	case h.URL == "":
+		bad(at+"url", "required: the address asked for each check, e.g. https://metrics.example.com/value")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		bad(at+"url", "%q: want http(s)://host[:port]/path", h.URL)
+	case u.User != nil:
+		bad(at+"url", "credentials do not belong in the URL: use bearer_token_env")
+	}
+	if h.BearerTokenEnv != "" && h.BearerTokenFile != "" {
+		bad(at+"bearer_token_file", "set bearer_token_env or bearer_token_file, not both")
+	}
+	if h.BearerTokenEnv != "" && !envRE.MatchString(h.BearerTokenEnv) {
+		bad(at+"bearer_token_env", "%q is not an environment variable name", h.BearerTokenEnv)
+	}
+	for k := range h.Headers {
+		if strings.EqualFold(k, "Authorization") {
+			bad(at+"headers."+k, "credentials do not belong in headers: use bearer_token_env or bearer_token_file")
+		}
+	}
+	for _, f := range []struct{ name, expr string }{{"value", h.Value}, {"samples", h.Samples}} {
+		if f.expr == "" {
+			if f.name == "value" {
+				bad(at+"value", "required: the jq expression of the value in the answer, e.g. .data.value")
+			}
+			continue
+		}
+		if _, err := gojq.Parse(f.expr); err != nil {
+			bad(at+f.name, "jq %q: %v", f.expr, err)
+		}
+	}
+	if h.Timeout <= 0 {
+		bad(at+"timeout", "must be positive")
+	}
+}

@@ -50,6 +50,9 @@ func names(c *config.Config) (metricNames, error) {
 	if m == nil {
 		return metricNames{}, fmt.Errorf("%s has no metrics section: the generated rules and dashboard need its selector and metric names", c.Path)
 	}
+	if m.Language() != config.LanguagePromQL {
+		return metricNames{}, fmt.Errorf("%s reads its metrics from %s: the generated rules and dashboard are Prometheus and Grafana's, written in PromQL", c.Path, m.SourceField())
+	}
 	return metricNames{sel: m.Selector, req: m.RequestsMetric, dur: m.DurationMetric, status: m.StatusLabel, errStatus: m.ErrorStatus}, nil
 }
 

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -49,6 +50,9 @@ type Sample struct {
 	Labels Labels
 	Value  float64
 	Time   time.Time
+	// Count is how many observations (points, samples) the value sums up,
+	// when the source says; zero when it does not.
+	Count float64
 }
 
 // Vector is the answer to an instant query. An empty Vector means no data,
@@ -69,3 +73,27 @@ type Series struct {
 
 // Matrix is the answer to a range query.
 type Matrix []Series
+
+// SplitRange splits a query of a language that names no time range
+// (Datadog's) from the range written after it in brackets, as in PromQL:
+// "sum:trace.http.request.hits{service:api}.as_count()[37s]" asks for the
+// last 37 seconds. The range is a Go duration (deploywatch writes its
+// variables in whole seconds).
+func SplitRange(expr string) (query string, rng time.Duration, err error) {
+	expr = strings.TrimSpace(expr)
+	open := strings.LastIndexByte(expr, '[')
+	if !strings.HasSuffix(expr, "]") || open < 0 {
+		return "", 0, fmt.Errorf("%q does not end with the time it covers in brackets, e.g. [$window] or [$since_warmup]", expr)
+	}
+	query = strings.TrimSpace(expr[:open])
+	rng, err = time.ParseDuration(expr[open+1 : len(expr)-1])
+	switch {
+	case err != nil:
+		return "", 0, fmt.Errorf("range [%s]: want a duration such as [5m] or [$window]", expr[open+1:len(expr)-1])
+	case rng <= 0:
+		return "", 0, fmt.Errorf("range [%s] must be positive", expr[open+1:len(expr)-1])
+	case query == "":
+		return "", 0, fmt.Errorf("nothing before the range [%s]", expr[open+1:len(expr)-1])
+	}
+	return query, rng, nil
+}

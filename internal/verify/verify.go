@@ -133,7 +133,10 @@ func New(cfg *config.Config, src Sources, env func(string) (string, bool), opts 
 	v := cfg.Verify
 	c := &Checklist{v: v, logs: src.Logs, env: env, now: time.Now, poll: time.Second,
 		client: &http.Client{Timeout: 10 * time.Second}}
-	if m := cfg.Metrics; m != nil && src.Metrics != nil {
+	// The metrics item asks PromQL whether the targets are up; other
+	// sources have no such question, and their checks say when no data
+	// comes.
+	if m := cfg.Metrics; m != nil && src.Metrics != nil && m.Language() == config.LanguagePromQL {
 		c.metrics = &metricsItem{source: src.Metrics, selector: m.Selector, wait: cfg.Phases.Verify.D(), vars: src.Vars}
 		if cfg.DefaultChecks {
 			c.metrics.requests = m.RequestsMetric

@@ -24,7 +24,7 @@ func (w *run) captureBaseline(ctx context.Context) {
 		selector = m.Selector // validated at load: cannot happen
 	}
 	scrape, how := m.ScrapeInterval, "configured"
-	if scrape == 0 {
+	if scrape == 0 && m.Language == config.LanguagePromQL {
 		var err error
 		scrape, err = w.measureScrape(ctx, selector, w.deploy.StartedAt)
 		how = "measured"
@@ -35,13 +35,24 @@ func (w *run) captureBaseline(ctx context.Context) {
 	}
 	w.scrape = scrape
 	w.window = w.spec.window(scrape)
-	w.history = w.measureHistory(ctx, selector, at, m.BaselineWindow, scrape)
+	w.history = m.BaselineWindow
+	if m.Language == config.LanguagePromQL {
+		w.history = w.measureHistory(ctx, selector, at, m.BaselineWindow, scrape)
+	}
 	w.recordSettings(how)
 	if w.history < m.BaselineWindow {
 		w.note("the metric source holds %s of history before the deploy; the baseline uses that instead of %s",
 			config.FormatDuration(w.history), config.FormatDuration(m.BaselineWindow))
 	}
 	w.checks = w.newChecks()
+	if m.Language == config.LanguageValues {
+		w.note("%s gives values, not counts: no significance test can be made; each check fails on failure_limit failing looks in a row, and has no baseline (absolute rules only)", m.Source)
+		for _, c := range w.checks {
+			c.base = baseline{window: w.history, value: math.NaN(), count: math.NaN()}
+		}
+		w.chooseLook(0)
+		return
+	}
 	var mu sync.Mutex
 	var slowest time.Duration
 	w.parallel(ctx, func(ctx context.Context, c *check) {
@@ -51,7 +62,9 @@ func (w *run) captureBaseline(ctx context.Context) {
 			return
 		}
 		began := time.Now() // the source's real answer time, whatever the engine's clock
-		c.measureBaseline(ctx, w.source, m.Selector, baseVars, at, w.history)
+		v := w.deployVars(true)
+		v.Platform = baseVars
+		c.measureBaseline(ctx, w.source, v, at, w.history)
 		took := time.Since(began)
 		mu.Lock()
 		slowest = max(slowest, took)

@@ -59,7 +59,7 @@ func newCheck(cfg config.Check, window time.Duration) *check {
 	c.result = &CheckResult{
 		Name: cfg.Name, Type: cfg.Type, Rule: cfg.Fail.String(), WarnRule: cfg.Warn.String(),
 		Window: config.RangeString(window), Unit: cfg.Unit, Verdict: judge.StatusUnknown,
-		Test: th.Test.String(),
+		Test: th.Test.String(), Statistic: cfg.Statistic,
 	}
 	if cfg.Type == config.TypeQuery {
 		c.result.Test = "" // no statistics: the failure limit decides
@@ -104,9 +104,9 @@ func (c *check) evidenceQuery(v config.Vars) string {
 
 // measureBaseline measures the check over the window that ends at the
 // deploy's start.
-func (c *check) measureBaseline(ctx context.Context, src Querier, selector string, platform map[string]string, at time.Time, window time.Duration) {
+func (c *check) measureBaseline(ctx context.Context, src Querier, v config.Vars, at time.Time, window time.Duration) {
 	c.base = baseline{window: window, value: math.NaN(), count: math.NaN()}
-	v := config.Vars{Selector: selector, Window: window, SinceDeploy: window, SinceWarmup: window, Platform: platform}
+	v.Window, v.SinceDeploy, v.SinceWarmup = window, window, window
 	var err error
 	switch c.cfg.Type {
 	case config.TypeQuery:
@@ -156,15 +156,23 @@ func (c *check) measureWith(ctx context.Context, src Querier, v config.Vars, at 
 	var out judge.Verdict
 	switch c.cfg.Type {
 	case config.TypeQuery:
-		val, ok, err := c.scalar(ctx, src, "query", v, at)
-		if err != nil {
+		s, ok, err := c.sample(ctx, src, "query", v, at)
+		switch {
+		case err != nil:
 			return judge.ErrorVerdict(err)
-		}
-		if !ok {
+		case !ok:
 			out = judge.NoDataVerdict("the query returned no series")
 			out.Baseline = c.baselineValue()
-		} else {
-			out = judge.Value(val, c.baselineValue(), th)
+		case s.Count > 0 && s.Count < c.cfg.MinRequests:
+			// The source said how many observations the value sums up:
+			// too few to act on.
+			out = judge.NoDataVerdict(fmt.Sprintf("too few samples to judge: %.0f, need %.0f", s.Count, c.cfg.MinRequests))
+			out.Value, out.Samples, out.Baseline = s.Value, s.Count, c.baselineValue()
+		default:
+			out = judge.Value(s.Value, c.baselineValue(), th)
+			if s.Count > 0 {
+				out.Samples = s.Count
+			}
 		}
 	case config.TypeRatio:
 		counts, ok, err := c.counts(ctx, src, v, at)
@@ -286,21 +294,31 @@ func (c *check) applyNoData(v judge.Verdict) judge.Verdict {
 
 // scalar runs a query that must give at most one series.
 func (c *check) scalar(ctx context.Context, src Querier, role string, v config.Vars, at time.Time) (float64, bool, error) {
+	s, ok, err := c.sample(ctx, src, role, v, at)
+	if !ok || err != nil {
+		return math.NaN(), ok, err
+	}
+	return s.Value, true, nil
+}
+
+// sample runs a query that must give at most one series, and returns its
+// one sample.
+func (c *check) sample(ctx context.Context, src Querier, role string, v config.Vars, at time.Time) (metrics.Sample, bool, error) {
 	expr, err := c.expr(role, v)
 	if err != nil {
-		return 0, false, err
+		return metrics.Sample{}, false, err
 	}
 	vec, err := src.Query(ctx, expr, at)
 	if err != nil {
-		return 0, false, err
+		return metrics.Sample{}, false, err
 	}
 	switch len(vec) {
 	case 0:
-		return math.NaN(), false, nil
+		return metrics.Sample{}, false, nil
 	case 1:
-		return vec[0].Value, true, nil
+		return vec[0], true, nil
 	}
-	return 0, false, fmt.Errorf("%w: %s returned %d series, a check needs one value: aggregate it with sum() or max()",
+	return metrics.Sample{}, false, fmt.Errorf("%w: %s returned %d series, a check needs one value: aggregate it (sum() or max() in PromQL)",
 		metrics.ErrBadQuery, role, len(vec))
 }
 

@@ -82,12 +82,9 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		w.emit(Event{Kind: event.Measured, Checks: w.results()})
 		return w.judgeErrors()
 	}
-	vars := config.Vars{
-		Selector:    w.spec.Metrics.Selector,
-		SinceDeploy: at.Sub(w.deploy.StartedAt),
-		SinceWarmup: at.Sub(w.judgeFrom),
-		Platform:    w.platformVars(ctx, false),
-	}
+	vars := w.deployVars(false)
+	vars.SinceDeploy, vars.SinceWarmup = at.Sub(w.deploy.StartedAt), at.Sub(w.judgeFrom)
+	vars.Platform = w.platformVars(ctx, false)
 	type look struct {
 		verdict judge.Verdict
 		control *float64

@@ -1,10 +1,12 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"strings"
 
+	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
@@ -91,6 +93,19 @@ func (w *run) anyCheckJudging() bool {
 }
 
 // platformVars are the platform's query variables, if it has any.
+// deployVars are the query variables that name the deploy. In the
+// baseline, $version is the version the deploy replaces, or * (any) when
+// that is unknown: the baseline measures what ran before.
+func (w *run) deployVars(baseline bool) config.Vars {
+	v := config.Vars{
+		Selector: w.spec.Metrics.Selector, Service: w.deploy.Service, Environment: w.deploy.Environment, Version: w.deploy.Version,
+	}
+	if baseline {
+		v.Version = cmp.Or(w.deploy.PreviousVersion, "*")
+	}
+	return v
+}
+
 func (w *run) platformVars(ctx context.Context, baseline bool) map[string]string {
 	qv, ok := w.platform.(QueryVarser)
 	if !ok {

@@ -192,6 +192,9 @@ type CheckResult struct {
 	// Test is how the check's looks share the chance of failing a healthy
 	// release: sequential, spent (over the looks) or per_look.
 	Test string `json:"test,omitempty"`
+	// Statistic says what the value is when it is not made of counts (a
+	// percentile the source computed, a value a command printed).
+	Statistic string `json:"statistic,omitempty"`
 	// Mode is report for a check that is measured but never fails a
 	// deploy; its verdict then says whether it would have.
 	Mode string `json:"mode,omitempty"`

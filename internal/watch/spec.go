@@ -67,10 +67,18 @@ type MetricsSpec struct {
 	// SyntheticRate is the synthetic traffic's requests a second, which the
 	// checks will count beside the service's own.
 	SyntheticRate float64
+	// Language is what the queries are written in (config.LanguagePromQL,
+	// LanguageDatadog, LanguageValues); Source names the source's config
+	// section.
+	Language, Source string
 	// QueryBudget is how many queries a second the monitor may send to
 	// look at the checks more often than every interval (0: never).
 	QueryBudget float64
 }
+
+// DatadogRateLimitWait bounds how long a Datadog query waits for a rate
+// limit to reset.
+const DatadogRateLimitWait = 30 * time.Second
 
 // FallbackScrape is the scrape interval assumed when it can be neither
 // configured nor measured: Prometheus's default.
@@ -121,7 +129,7 @@ func SpecFor(cfg *config.Config) Spec {
 		s.Metrics = &MetricsSpec{
 			Selector: m.Selector, ScrapeInterval: m.ScrapeInterval.D(), Window: m.Window.D(),
 			BaselineWindow: cfg.Baseline.Window.D(), BaselineOffset: cfg.Baseline.Offset.D(),
-			Control: cfg.Baseline.Control,
+			Control: cfg.Baseline.Control, Language: m.Language(), Source: m.SourceField(),
 		}
 		if m.QueryBudget != nil {
 			s.Metrics.QueryBudget = *m.QueryBudget
@@ -136,6 +144,16 @@ func SpecFor(cfg *config.Config) Spec {
 				backoff += d + d/2
 			}
 			s.Bounds.Query = pr.Timeout.D()*attempts + backoff
+		}
+		if dd := m.Datadog; dd != nil {
+			// Each attempt, its backoff, and one wait for a rate limit to reset.
+			s.Bounds.Query = dd.Timeout.D()*time.Duration(1+dd.Retries) + time.Duration(dd.Retries)*time.Second + DatadogRateLimitWait
+		}
+		if c := m.Command; c != nil {
+			s.Bounds.Query = c.Timeout.D() + time.Second
+		}
+		if h := m.HTTP; h != nil {
+			s.Bounds.Query = h.Timeout.D() + time.Second
 		}
 	}
 	return s

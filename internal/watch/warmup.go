@@ -84,10 +84,9 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 	if since < 2*w.scrape {
 		return nil // increase() needs two scrapes in its range
 	}
-	vars := config.Vars{
-		Selector: w.spec.Metrics.Selector, SinceDeploy: at.Sub(w.deploy.StartedAt), SinceWarmup: since,
-		Platform: w.platformVars(ctx, false),
-	}
+	vars := w.deployVars(false)
+	vars.SinceDeploy, vars.SinceWarmup = at.Sub(w.deploy.StartedAt), since
+	vars.Platform = w.platformVars(ctx, false)
 	var mu sync.Mutex
 	verdicts := make(map[*check]judge.Verdict, len(early))
 	w.parallelOver(ctx, early, func(ctx context.Context, c *check) {

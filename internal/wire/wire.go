@@ -17,9 +17,12 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/config"
 	"github.com/deploywatch/deploywatch/internal/metrics"
+	metriccmd "github.com/deploywatch/deploywatch/internal/metrics/command"
+	ddmetrics "github.com/deploywatch/deploywatch/internal/metrics/datadog"
 	"github.com/deploywatch/deploywatch/internal/metrics/embedded"
 	"github.com/deploywatch/deploywatch/internal/metrics/prometheus"
 	"github.com/deploywatch/deploywatch/internal/metrics/signin"
+	"github.com/deploywatch/deploywatch/internal/metrics/web"
 	"github.com/deploywatch/deploywatch/internal/notify"
 	"github.com/deploywatch/deploywatch/internal/notify/datadog"
 	"github.com/deploywatch/deploywatch/internal/notify/github"
@@ -60,6 +63,27 @@ func Source(ctx context.Context, cfg *config.Config, env func(string) (string, b
 		}
 		return src, nil
 	}
+	switch m := cfg.Metrics; {
+	case m.Datadog != nil:
+		return datadogSource(ctx, cfg, env, log)
+	case m.Command != nil:
+		src, err := metriccmd.New(metriccmd.Config{Run: m.Command.Run, Shell: m.Command.Shell, Dir: cfg.Resolve("."), Timeout: m.Command.Timeout.D()})
+		if err != nil {
+			return nil, configErrorf("%v", err)
+		}
+		return src, nil
+	case m.HTTP != nil:
+		h := m.HTTP
+		token, err := cfg.Secret(env, "metrics.http.bearer_token", h.BearerTokenEnv, h.BearerTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		src, err := web.New(web.Config{URL: h.URL, Headers: h.Headers, BearerToken: token, Value: h.Value, Samples: h.Samples, Timeout: h.Timeout.D()})
+		if err != nil {
+			return nil, configErrorf("%v", err)
+		}
+		return src, nil
+	}
 	token, user, pass, err := cfg.PrometheusCredentials(env)
 	if err != nil {
 		return nil, err
@@ -85,6 +109,37 @@ func Source(ctx context.Context, cfg *config.Config, env func(string) (string, b
 		} else if err != nil {
 			log.Warn("the metric source did not answer a first query; the watch goes on and retries", "err", err)
 		}
+	}
+	return c, nil
+}
+
+// datadogSource builds the Datadog source and checks its keys at once: a
+// key Datadog refuses is a config error before anything is deployed.
+func datadogSource(ctx context.Context, cfg *config.Config, env func(string) (string, bool), log *slog.Logger) (watch.Querier, error) {
+	d := cfg.Metrics.Datadog
+	apiKey, err := cfg.Secret(env, "metrics.datadog.api_key", d.APIKeyEnv, d.APIKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	appKey, err := cfg.Secret(env, "metrics.datadog.app_key", d.AppKeyEnv, d.AppKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	base := d.URL
+	if base == "" {
+		base = ddmetrics.SiteURL(d.Site)
+	}
+	c, err := ddmetrics.New(ddmetrics.Config{URL: base, APIKey: apiKey, AppKey: appKey, Timeout: d.Timeout.D(), Retries: d.Retries,
+		RateLimitWait: watch.DatadogRateLimitWait, Logger: log})
+	if err != nil {
+		return nil, configErrorf("metrics.datadog: %v", err)
+	}
+	vctx, cancel := context.WithTimeout(ctx, d.Timeout.D())
+	defer cancel()
+	if err := c.Validate(vctx); errors.Is(err, metrics.ErrSignIn) {
+		return nil, configErrorf("metrics.datadog: %v", err)
+	} else if err != nil {
+		log.Warn("Datadog did not answer a first query; the watch goes on and retries", "err", err)
 	}
 	return c, nil
 }
