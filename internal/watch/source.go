@@ -20,3 +20,10 @@ type HistoryCollector interface {
 	// CollectingSince is when the source began collecting.
 	CollectingSince() time.Time
 }
+
+// RateLimitCounter is a source whose server limits how often it may be
+// asked (Datadog): it counts the queries that met the limit, and the
+// report says how many.
+type RateLimitCounter interface {
+	RateLimited() int64
+}

@@ -162,6 +162,11 @@ func (w *run) finish(v Verdict, reason string) *Report {
 }
 
 func (w *run) finishWithoutSaving(v Verdict, reason string) *Report {
+	if rl, ok := w.source.(RateLimitCounter); ok {
+		if n := rl.RateLimited(); n > 0 {
+			w.note("the metric source's rate limit was met %d times during the watch: those looks waited for it to reset, or erred", n)
+		}
+	}
 	r := w.report
 	r.Verdict, r.Reason = v, reason
 	r.Deploy = w.deploy

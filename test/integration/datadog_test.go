@@ -28,9 +28,14 @@ func TestDatadogWatch(t *testing.T) {
 		after    testsvc.Profile
 		wantCode int
 		wantRoll bool
+		// limit is Datadog's rate limit: queries per 2 s (0: none).
+		limit int
 	}{
-		{"a bad release is rolled back", testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1}, cli.ExitFailed, true},
-		{"a good release ends stable", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1}, cli.ExitStable, false},
+		{"a bad release is rolled back", testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1}, cli.ExitFailed, true, 0},
+		{"a good release ends stable", testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1}, cli.ExitStable, false, 0},
+		// 4 queries a look every 2 s against 3 allowed in 2 s: looks wait
+		// for the limit to reset, the watch still decides, and says so.
+		{"a rate-limited Datadog still sees a bad release", testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1}, cli.ExitFailed, true, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -40,6 +45,9 @@ func TestDatadogWatch(t *testing.T) {
 			dd.Follow(t, svc.Addr, "api", "staging", "http.request", time.Second)
 			dd.WaitForFlushes(t, 15)
 			svc.Stage(c.after)
+			if c.limit > 0 {
+				dd.Limit(c.limit, 2*time.Second)
+			}
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "deploywatch.yaml")
 			text := fmt.Sprintf(`service: api
@@ -106,6 +114,9 @@ phases:
 			}
 			if v := dd.Violations(); len(v) > 0 {
 				t.Errorf("requests broke Datadog's documented API: %v", v)
+			}
+			if met := strings.Contains(out.String(), "rate limit was met"); met != (c.limit > 0) {
+				t.Errorf("the output says the rate limit was met: %v, want %v\n%s", met, c.limit > 0, out)
 			}
 			t.Logf("%d Datadog queries; %s", dd.Queries(), r.Reason)
 		})

@@ -504,3 +504,48 @@ func must[T any](v T, err error) T {
 }
 
 var ipLoopback = []net.IP{net.ParseIP("127.0.0.1")}
+
+// TestGoogleMetadataServer: with no key file, Application Default
+// Credentials come from the metadata server, which is how workload
+// identity on GKE (and any Google Cloud VM) signs in.
+func TestGoogleMetadataServer(t *testing.T) {
+	ts := &tokenServer{issued: map[string]time.Time{}, lifetime: time.Hour}
+	var asked atomic.Int64
+	md := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Metadata-Flavor", "Google")
+		switch r.URL.Path {
+		case "/computeMetadata/v1/instance/service-accounts/default/token":
+			if !strings.Contains(r.URL.Query().Get("scopes"), GoogleScope) {
+				http.Error(w, "wrong scopes "+r.URL.Query().Get("scopes"), http.StatusBadRequest)
+				return
+			}
+			asked.Add(1)
+			ts.mu.Lock()
+			ts.issued["ya29.metadata"] = time.Now().Add(time.Hour)
+			ts.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"access_token":"ya29.metadata","expires_in":3599,"token_type":"Bearer"}`)
+		default:
+			fmt.Fprint(w, "") // the metadata client's probe of the server
+		}
+	}))
+	defer md.Close()
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir()) // no gcloud credentials
+	t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
+	srv, served := promServer(t, ts.accepts)
+	rt, err := Transport(context.Background(), Options{Google: &config.Google{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := query(t, srv.URL, rt); err != nil {
+		t.Fatalf("query with the metadata server's token: %v", err)
+	}
+	if served.Load() != 1 || asked.Load() != 1 {
+		t.Errorf("served %d with %d tokens from the metadata server", served.Load(), asked.Load())
+	}
+}
