@@ -8,6 +8,26 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 
+# Every fuzz target (func Fuzz... in a _test.go file) runs for FUZZTIME
+# after the tests; `./scripts/test.sh fuzz` runs only them, and
+# `FUZZTIME=10m ./scripts/test.sh fuzz` runs each for longer. A finding is
+# written to the package's testdata/fuzz/<target>/ and fails the run: it
+# becomes a regular test case once committed.
+fuzz_all() {
+	local fuzztime=${FUZZTIME:-20s} file target
+	while read -r file; do
+		for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$file" | cut -d' ' -f2); do
+			log "fuzz $(dirname "$file") $target for $fuzztime"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$(dirname "$file")"
+		done
+	done < <(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | sort)
+}
+if [[ ${1:-} == fuzz ]]; then
+	fuzz_all
+	log "fuzzing done in ${SECONDS}s"
+	exit 0
+fi
+
 # --- what the tests need ---------------------------------------------------
 apt_packages=(prometheus redis-server postgresql curl jq openssl chromium fonts-dejavu-core)
 missing=()
@@ -77,6 +97,8 @@ go vet ./...
 # many at a time even on two cores.
 log "go test -race"
 go test -race -count=1 -parallel 16 -timeout 25m ./... "$@"
+log "fuzzing, ${FUZZTIME:-20s} a target"
+fuzz_all
 log "go test ./tools/image (the container image)"
 (cd tools/image && go test -count=1 ./...)
 log "all tests passed in ${SECONDS}s"

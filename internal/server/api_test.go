@@ -46,7 +46,7 @@ api:
 `
 
 // apiServer is serve as a history server over st, behind httptest.
-func apiServer(t *testing.T, st store.Store, openRead bool) *httptest.Server {
+func apiServer(t testing.TB, st store.Store, openRead bool) *httptest.Server {
 	t.Helper()
 	cfg, err := config.LoadServe([]byte(fmt.Sprintf(apiServe, openRead)), "serve.yaml")
 	if err != nil {

@@ -382,14 +382,23 @@ func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
 	}
 }
 
-// runJQ returns the first value the program yields.
+// JQBudget bounds one jq evaluation: a program that loops or builds
+// without end ([range(1e9)], repeat) is stopped, and its memory with it.
+const JQBudget = time.Second
+
+// runJQ returns the first value the program yields, within JQBudget.
 func runJQ(ctx context.Context, code *gojq.Code, doc any) (any, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, JQBudget, fmt.Errorf("the jq program ran longer than %s", JQBudget))
+	defer cancel()
 	iter := code.RunWithContext(ctx, doc)
 	v, ok := iter.Next()
 	if !ok {
 		return nil, nil
 	}
 	if err, isErr := v.(error); isErr {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		return nil, err
 	}
 	return v, nil

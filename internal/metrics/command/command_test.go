@@ -127,3 +127,17 @@ func TestQueryFailures(t *testing.T) {
 		t.Errorf("QueryRange: %v", err)
 	}
 }
+
+// FuzzParseValue: any output of a command or of a URL's jq expression is
+// read as a value, no data, or an error; samples are never negative.
+func FuzzParseValue(f *testing.F) {
+	for _, s := range []string{"0.012", "NaN", `{"value": 1, "samples": 2}`, `{"value": "+Inf"}`, "null", "", `{"value": {"a": 1}}`, "1e400", `{"samples": -1, "value": 1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		_, n, ok, err := ParseValue(out)
+		if err == nil && ok && (n < 0 || math.IsNaN(n) || math.IsInf(n, 0)) {
+			t.Fatalf("%q gives %g samples", out, n)
+		}
+	})
+}

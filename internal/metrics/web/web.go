@@ -29,6 +29,10 @@ import (
 // maxBody bounds how much of an answer is read.
 const maxBody = 4 << 20
 
+// jqBudget bounds one jq evaluation: a program that loops or builds
+// without end is stopped, and its memory with it.
+const jqBudget = time.Second
+
 // Config is where to ask and how to read the answer.
 type Config struct {
 	URL string
@@ -163,6 +167,8 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 // run evaluates a compiled expression: its first output, a number (or a
 // numeric string such as "NaN"), or null for no data.
 func (s *Source) run(ctx context.Context, code *gojq.Code, doc any) (*float64, bool, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, jqBudget, fmt.Errorf("the jq program ran longer than %s", jqBudget))
+	defer cancel()
 	var err error
 	iter := code.RunWithContext(ctx, doc)
 	out, ok := iter.Next()
