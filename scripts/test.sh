@@ -92,6 +92,26 @@ go vet ./...
 (cd bench/healthbench && go vet ./...)
 (cd tools/image && go vet ./...)
 
+# govulncheck over the whole module, against a pinned copy of the Go
+# vulnerability database. A vulnerability reachable from our code in a
+# module we require fails the run; one in the standard library is fixed by
+# a newer patch release of Go than this machine's, and is listed (the
+# README's Security section says how to build a release with it).
+log "govulncheck"
+vulnjson=$(mktemp)
+"$(./scripts/tools.sh govulncheck)" -db "file://$(./scripts/tools.sh vulndb)" -format json ./... >"$vulnjson"
+reachable=$(jq -r 'select(.finding != null and .finding.trace[0].function != null)
+	| [.finding.osv, .finding.trace[0].module, (.finding.fixed_version // "none")] | @tsv' "$vulnjson" | sort -u)
+rm -f "$vulnjson"
+thirdparty=$(grep -v $'\tstdlib\t' <<<"$reachable" | grep . || true)
+if [[ -n $thirdparty ]]; then
+	echo "govulncheck: vulnerabilities reachable in required modules:"; echo "$thirdparty"; exit 1
+fi
+if [[ -n $reachable ]]; then
+	echo "govulncheck: reachable in the standard library of $(go env GOVERSION), fixed in a newer Go:"
+	awk -F'\t' '{printf "  %s fixed in %s\n", $1, $3}' <<<"$reachable"
+fi
+
 # --- tests -----------------------------------------------------------------
 # Integration tests mostly wait on real servers and traffic, so they run
 # many at a time even on two cores.

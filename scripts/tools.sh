@@ -5,6 +5,12 @@
 #
 #   scripts/tools.sh helm          # -> ~/.cache/deploywatch/tools/helm-v3.22.0/helm
 #   scripts/tools.sh axe           # -> ~/.cache/deploywatch/tools/axe-core-4.14.1/axe.min.js
+#   scripts/tools.sh vulndb        # -> ~/.cache/deploywatch/tools/vulndb-<version>/db
+#
+# vulndb is the Go vulnerability database for govulncheck, built from the
+# golang.org/x/vulndb module's OSV files with its own indexdb command, so
+# that the scan needs no access to vuln.go.dev and gives the same answer
+# for the same pinned version.
 #
 # axe-core (the accessibility checker the browser tests run in the page)
 # comes from the npm registry, as its package's tarball.
@@ -19,7 +25,7 @@ declare -A modules=(
 	[govulncheck]="golang.org/x/vuln/cmd/govulncheck@v1.9.0"
 )
 
-tool=${1:?usage: scripts/tools.sh helm|govulncheck|axe}
+tool=${1:?usage: scripts/tools.sh helm|govulncheck|axe|vulndb}
 
 if [[ $tool == axe ]]; then
 	version=4.14.1
@@ -34,6 +40,22 @@ if [[ $tool == axe ]]; then
 		mv "$tmp/package/axe.min.js" "$dir/axe.min.js"
 	fi
 	echo "$dir/axe.min.js"
+	exit 0
+fi
+if [[ $tool == vulndb ]]; then
+	version=v0.0.0-20261105234957-e22db6528018
+	dir=$CACHE/vulndb-$version
+	if [[ ! -s $dir/db/index/db.json ]]; then
+		echo "==> building the Go vulnerability database $version (once)" >&2
+		mkdir -p "$dir"
+		GOBIN=$dir GOFLAGS=-mod=mod go install "golang.org/x/vulndb/cmd/indexdb@$version" >&2
+		src=$(go mod download -json "golang.org/x/vulndb@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		rm -rf "$dir/db.tmp"
+		"$dir/indexdb" -vulns "$src/data/osv" -out "$dir/db.tmp" >&2
+		rm -rf "$dir/db"
+		mv "$dir/db.tmp" "$dir/db"
+	fi
+	echo "$dir/db"
 	exit 0
 fi
 module=${modules[$tool]:-}
