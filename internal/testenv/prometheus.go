@@ -41,6 +41,8 @@ type Prometheus struct {
 	URL     string
 	scrape  time.Duration
 	targets int
+	dir     string
+	args    []string
 	cmd     *exec.Cmd
 	done    chan error
 	stopped bool
@@ -82,13 +84,22 @@ scrape_configs:
 		tb.Fatal(err)
 	}
 	addr := FreeAddr(tb)
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
+	p := &Prometheus{URL: "http://" + addr, scrape: scrape, targets: len(targets), dir: dir, args: []string{bin,
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		"--log.level=warn",
-	)
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	}}
+	p.start(tb)
+	tb.Cleanup(p.Stop)
+	return p
+}
+
+// start runs the server and waits until it is ready.
+func (p *Prometheus) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	logf, err := os.OpenFile(filepath.Join(p.dir, "prometheus.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -97,14 +108,22 @@ scrape_configs:
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting prometheus: %v", err)
 	}
-	p := &Prometheus{URL: "http://" + addr, scrape: scrape, targets: len(targets), cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
-	tb.Cleanup(p.Stop)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logf.Close() }()
+	p.cmd, p.done, p.stopped = cmd, done, false
 	if err := WaitHTTP(p.URL+"/-/ready", 30*time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+		log, _ := os.ReadFile(filepath.Join(p.dir, "prometheus.log"))
 		tb.Fatalf("prometheus did not become ready: %v\n%s", err, log)
 	}
-	return p
+}
+
+// Restart stops the server and starts it again on the same address and
+// data directory, as an upgrade or a rescheduled pod does: what it
+// stored survives, the scrapes while it was down are lost.
+func (p *Prometheus) Restart(tb testing.TB) {
+	tb.Helper()
+	p.Stop()
+	p.start(tb)
 }
 
 // WaitForHistory returns once Prometheus holds d of scrapes of every

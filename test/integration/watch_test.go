@@ -53,6 +53,9 @@ type env struct {
 	dir  string
 	// monitor replaces the config's 40s monitor phase when set.
 	monitor string
+	// promURL, when set, replaces Prometheus's address (a proxy in front
+	// of it); promSettings are added to metrics.prometheus.
+	promURL, promSettings string
 }
 
 func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Duration) *env {
@@ -103,7 +106,11 @@ func (e *env) run(t testing.TB, extra string, args ...string) result {
 func (e *env) runTo(t testing.TB, out *syncBuffer, extra string, args ...string) result {
 	t.Helper()
 	cfg := filepath.Join(e.dir, "deploywatch.yaml")
-	text := configFor(e.svc.Addr, e.prom.URL, extra)
+	promURL := cmp.Or(e.promURL, e.prom.URL)
+	text := configFor(e.svc.Addr, promURL, extra)
+	if e.promSettings != "" {
+		text = strings.Replace(text, "    url: "+promURL+"\n", "    url: "+promURL+"\n"+e.promSettings, 1)
+	}
 	if e.monitor != "" {
 		text = strings.Replace(text, "monitor: 40s", "monitor: "+e.monitor, 1)
 	}
