@@ -22,3 +22,14 @@ func Excerpt(b []byte, n int) string {
 	}
 	return Truncate(s, n)
 }
+
+// Redact replaces every secret in s by "***". Secrets shorter than four
+// bytes are left alone: they would blank out ordinary words.
+func Redact(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if len(secret) >= 4 {
+			s = strings.ReplaceAll(s, secret, "***")
+		}
+	}
+	return s
+}

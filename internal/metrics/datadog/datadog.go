@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/metrics"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // maxBody bounds how much of an answer is read: a check's query returns
@@ -139,7 +140,7 @@ func (c *Client) Query(ctx context.Context, expr string, at time.Time) (metrics.
 	if err != nil {
 		return nil, err
 	}
-	return decode(body, strings.Contains(q, ".as_count()"))
+	return decode(body, strings.Contains(q, ".as_count()"), c.cfg.APIKey, c.cfg.AppKey)
 }
 
 // QueryRange is not offered: the checks' queries carry their own range.
@@ -161,13 +162,13 @@ type answer struct {
 	} `json:"series"`
 }
 
-func decode(body []byte, count bool) (metrics.Vector, error) {
+func decode(body []byte, count bool, secrets ...string) (metrics.Vector, error) {
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, fmt.Errorf("the answer is not Datadog's query API: %w", err)
 	}
 	if a.Status == "error" || a.Error != "" {
-		return nil, fmt.Errorf("%w: %s", metrics.ErrBadQuery, cmpOr(a.Error, strings.Join(a.Errors, "; "), "status error"))
+		return nil, fmt.Errorf("%w: %s", metrics.ErrBadQuery, textutil.Redact(textutil.Truncate(cmpOr(a.Error, strings.Join(a.Errors, "; "), "status error"), 300), secrets...))
 	}
 	out := make(metrics.Vector, 0, len(a.Series))
 	for _, s := range a.Series {
@@ -330,15 +331,21 @@ func (c *Client) attempt(ctx context.Context, path string, params url.Values) ([
 	case resp.StatusCode == http.StatusOK:
 		return body, nil
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("%w: %s answered HTTP %d: %s", metrics.ErrSignIn, c, resp.StatusCode, reason(body))
+		return nil, fmt.Errorf("%w: %s answered HTTP %d: %s", metrics.ErrSignIn, c, resp.StatusCode, c.reason(body))
 	case resp.StatusCode == http.StatusBadRequest:
-		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, c, reason(body))
+		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, c, c.reason(body))
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, &retryError{err: fmt.Errorf("%s: rate limit spent (HTTP 429), resets in %s", c, wait), wait: wait}
 	case resp.StatusCode >= 500:
-		return nil, &retryError{err: fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, reason(body))}
+		return nil, &retryError{err: fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, c.reason(body))}
 	}
-	return nil, fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, reason(body))
+	return nil, fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, c.reason(body))
+}
+
+// reason is what an error answer says, without the keys a hostile server
+// may echo.
+func (c *Client) reason(body []byte) string {
+	return textutil.Redact(reason(body), c.cfg.APIKey, c.cfg.AppKey)
 }
 
 // reason is what an error answer says: its errors list, or a short quote.

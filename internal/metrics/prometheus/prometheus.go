@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/metrics"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // maxBody bounds how much of a response is read. Deploy checks return a
@@ -210,28 +211,37 @@ func (c *Client) attempt(ctx context.Context, path string, form url.Values) (jso
 	jsonErr := json.Unmarshal(body, &env)
 	switch {
 	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnprocessableEntity:
-		msg := env.Error
+		msg := c.scrub(env.Error)
 		if jsonErr != nil || msg == "" {
-			msg = snippet(body)
+			msg = c.quote(body)
 		}
 		return nil, 0, fmt.Errorf("%w: %s (HTTP %d): %s", metrics.ErrBadQuery, c, resp.StatusCode, msg)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, 0, fmt.Errorf("%w: %s answered HTTP %d: %s", metrics.ErrSignIn, c, resp.StatusCode, snippet(body))
+		return nil, 0, fmt.Errorf("%w: %s answered HTTP %d: %s", metrics.ErrSignIn, c, resp.StatusCode, c.quote(body))
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		msg := env.Error
+		msg := c.scrub(env.Error)
 		if msg == "" {
-			msg = snippet(body)
+			msg = c.quote(body)
 		}
 		return nil, retryAfter(resp), &retryError{fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, msg)}
 	case resp.StatusCode != http.StatusOK:
-		return nil, 0, fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, snippet(body))
+		return nil, 0, fmt.Errorf("%s answered HTTP %d: %s", c, resp.StatusCode, c.quote(body))
 	case jsonErr != nil:
-		return nil, 0, fmt.Errorf("%s answered with something that is not the Prometheus API: %w (%s)", c, jsonErr, snippet(body))
+		return nil, 0, fmt.Errorf("%s answered with something that is not the Prometheus API: %w (%s)", c, jsonErr, c.quote(body))
 	case env.Status != "success":
-		return nil, 0, fmt.Errorf("%s answered status %q: %s %s", c, env.Status, env.ErrorType, env.Error)
+		return nil, 0, fmt.Errorf("%s answered status %q: %s %s", c, env.Status, c.scrub(env.ErrorType), c.scrub(env.Error))
 	}
 	return env.Data, 0, nil
 }
+
+// scrub removes the client's credentials from what a server said: a
+// broken or hostile server may echo the Authorization header it got.
+func (c *Client) scrub(s string) string {
+	return textutil.Redact(s, c.cfg.BearerToken, c.cfg.Password)
+}
+
+// quote is an answer's body as errors quote it, without credentials.
+func (c *Client) quote(body []byte) string { return snippet([]byte(c.scrub(string(body)))) }
 
 func retryAfter(resp *http.Response) time.Duration {
 	v := resp.Header.Get("Retry-After")

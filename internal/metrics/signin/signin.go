@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // GoogleScope is the scope Google Cloud Managed Service for Prometheus
@@ -96,14 +97,14 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 				cc.EndpointParams[k] = []string{v}
 			}
 		}
-		return withTokens(ctx, cc.TokenSource(tokenCtx), base, o.Field+".oauth2")
+		return withTokens(ctx, cc.TokenSource(tokenCtx), base, o.Field+".oauth2", o.OAuth2ClientSecret)
 	}
 	return base, nil
 }
 
 // withTokens fetches the first token (bounded by ctx) and returns a
 // transport that sends it, refreshed before it expires.
-func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripper, field string) (http.RoundTripper, error) {
+func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripper, field string, secrets ...string) (http.RoundTripper, error) {
 	ts = oauth2.ReuseTokenSource(nil, ts)
 	type result struct {
 		tok *oauth2.Token
@@ -119,7 +120,7 @@ func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripp
 		return nil, fmt.Errorf("%s: getting a token: %w", field, context.Cause(ctx))
 	case r := <-done:
 		if r.err != nil {
-			return nil, fmt.Errorf("%s: getting a token: %w", field, tokenError(r.err))
+			return nil, fmt.Errorf("%s: getting a token: %w", field, tokenError(r.err, secrets...))
 		}
 		if r.tok.AccessToken == "" {
 			return nil, fmt.Errorf("%s: the token endpoint gave an empty token", field)
@@ -130,7 +131,7 @@ func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripp
 
 // tokenError keeps what a token endpoint said about a refusal (error,
 // description), not the whole body it answered with.
-func tokenError(err error) error {
+func tokenError(err error, secrets ...string) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		msg := re.ErrorCode
@@ -146,7 +147,10 @@ func tokenError(err error) error {
 		if msg == "" {
 			msg = "no reason given"
 		}
-		return fmt.Errorf("the token endpoint answered HTTP %d: %s", re.Response.StatusCode, msg)
+		return fmt.Errorf("the token endpoint answered HTTP %d: %s", re.Response.StatusCode, textutil.Redact(msg, secrets...))
+	}
+	if msg := textutil.Redact(err.Error(), secrets...); msg != err.Error() {
+		return errors.New(msg)
 	}
 	return err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/deploywatch/deploywatch/internal/metrics"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // maxBody bounds how much of an answer is read.
@@ -131,9 +132,9 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("%w: %s answered HTTP %d", metrics.ErrSignIn, s, resp.StatusCode)
 	case resp.StatusCode == http.StatusBadRequest:
-		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, s, snippet(body))
+		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, s, snippet([]byte(textutil.Redact(string(body), s.cfg.BearerToken))))
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%s answered HTTP %d: %s", s, resp.StatusCode, snippet(body))
+		return nil, fmt.Errorf("%s answered HTTP %d: %s", s, resp.StatusCode, snippet([]byte(textutil.Redact(string(body), s.cfg.BearerToken))))
 	}
 	var doc any
 	dec := json.NewDecoder(strings.NewReader(string(body)))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/notify"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // Grafana is one Grafana's annotations API.
@@ -90,7 +91,7 @@ func (g *Grafana) Send(ctx context.Context, m notify.Message) error {
 			ID int64 `json:"id"`
 		}
 		if err := json.Unmarshal(resp, &out); err != nil || out.ID == 0 {
-			return fmt.Errorf("grafana answered without an annotation id: %s", resp)
+			return fmt.Errorf("grafana answered without an annotation id: %s", textutil.Redact(textutil.Excerpt(resp, 200), g.token))
 		}
 		if m.Kind == event.Started {
 			g.mu.Lock()

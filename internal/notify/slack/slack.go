@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/deploywatch/deploywatch/internal/event"
@@ -50,7 +51,7 @@ func (s *Slack) Send(ctx context.Context, m notify.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = notify.Do(ctx, s.client, notify.Request{Method: http.MethodPost, URL: s.webhookURL, Body: body, Secrets: []string{s.webhookURL}})
+	_, err = notify.Do(ctx, s.client, notify.Request{Method: http.MethodPost, URL: s.webhookURL, Body: body, Secrets: webhookSecrets(s.webhookURL)})
 	return err
 }
 
@@ -144,4 +145,15 @@ func Payload(m notify.Message) any {
 // escape makes text safe inside mrkdwn: &, < and > are control characters.
 func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// webhookSecrets are the forms the webhook URL's secret can take in an
+// answer or an error: the whole URL, its path, and the token after
+// /services/.
+func webhookSecrets(u string) []string {
+	out := []string{u}
+	if p, err := url.Parse(u); err == nil && p.Path != "" && p.Path != "/" {
+		out = append(out, p.Path, strings.TrimPrefix(p.Path, "/services/"))
+	}
+	return out
 }
