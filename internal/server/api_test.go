@@ -623,3 +623,62 @@ func TestDORAOfAKnownHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowAndOversizedClients: serve's HTTP server drops a client that
+// sends its headers a byte at a time (slowloris) once the header timeout
+// passes, and refuses headers over 64 KiB.
+func TestSlowAndOversizedClients(t *testing.T) {
+	st := stores(t)["sqlite"](t)
+	cfg, err := config.LoadServe([]byte(fmt.Sprintf(apiServe, true)), "serve.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Config: cfg, Store: st, Logger: slog.New(slog.DiscardHandler),
+		Env: func(k string) (string, bool) { v, ok := tokens[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httpServer(srv.Handler(), time.Second) // serve's settings, a shorter header timeout
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+
+	t.Run("slowloris", func(t *testing.T) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		request := "GET /api/v1/deploys HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			if _, err := conn.Write([]byte{request[i%len(request)]}); err != nil {
+				break // the server hung up
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("the server still reads a request whose headers never end")
+			}
+			<-tick.C
+		}
+		if took := time.Since(start); took < 900*time.Millisecond || took > 5*time.Second {
+			t.Errorf("dropped after %s, want about the 1s header timeout", took)
+		}
+	})
+	t.Run("oversized headers", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/v1/deploys", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 128<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("status %d, want 431", resp.StatusCode)
+		}
+	})
+}

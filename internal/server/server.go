@@ -133,10 +133,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	// No WriteTimeout: event streams stay open, and set their own
-	// deadline for each write. Slow clients are bounded on the way in.
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	srv := httpServer(s.Handler(), ReadHeaderTimeout)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "identity", s.identity)
@@ -257,3 +254,16 @@ func (s *Server) informersReady() error {
 
 // Leading reports whether this replica is the one that watches.
 func (s *Server) Leading() bool { return s.leading.Load() }
+
+// ReadHeaderTimeout bounds how long a client may take to send its
+// request's headers: a slowloris holds a connection no longer than this.
+const ReadHeaderTimeout = 10 * time.Second
+
+// httpServer is serve's HTTP server. No WriteTimeout: event streams stay
+// open, and set their own deadline for each write. Slow clients are
+// bounded on the way in: headers within headerTimeout and 64 KiB, the
+// whole request within a minute.
+func httpServer(h http.Handler, headerTimeout time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
