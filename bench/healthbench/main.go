@@ -9,9 +9,13 @@
 //   - github.com/alexliesenfeld/health with a 1 s periodic check.
 //
 // Each design is served over loopback HTTP and hit by -c concurrent
-// clients for -d. Run from this folder:
+// clients for -d (closed loop), or, with -rate, at that many requests a
+// second whatever the answers take (open loop: latency counts from when
+// each request was due, so a stall is not hidden by the clients waiting
+// on it). With -only, one design. Run from this folder:
 //
 //	go run . [-c 32] [-d 10s] [-delay 2s]
+//	go run . -rate 10000 -d 30s -only deploywatch   # the target: p99 < 5 ms
 //
 // It is a module of its own so that the comparison library stays out of
 // deploywatch's go.mod.
@@ -26,6 +30,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,16 +44,84 @@ func main() {
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "load duration per design")
 	delay := flag.Duration("delay", 2*time.Second, "how long the dependency takes to answer")
+	rate := flag.Float64("rate", 0, "requests a second, open loop (0: -c clients, closed loop)")
+	only := flag.String("only", "", "measure only the designs whose name contains this")
 	flag.Parse()
 
-	fmt.Printf("/health/ready, %d concurrent clients for %s each, dependency answering in %s\n\n", *conc, *dur, *delay)
-	fmt.Println("| design | requests/s | p50 | p99 | max | dependency calls |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: |")
+	if *rate > 0 {
+		fmt.Printf("/health/ready at %.0f requests/s for %s each, dependency answering in %s\n\n", *rate, *dur, *delay)
+	} else {
+		fmt.Printf("/health/ready, %d concurrent clients for %s each, dependency answering in %s\n\n", *conc, *dur, *delay)
+	}
+	fmt.Println("| design | requests/s | p50 | p99 | max | errors | dependency calls |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, d := range designs(*delay) {
-		r := measure(d, *conc, *dur)
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %d |\n", d.name, r.rps, r.p50, r.p99, r.max, d.calls.Load())
+		if !strings.Contains(d.name, *only) {
+			d.stop()
+			continue
+		}
+		start := d.calls.Load()
+		var r result
+		if *rate > 0 {
+			r = measureRate(d, *rate, *dur)
+		} else {
+			r = measure(d, *conc, *dur)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %d in %s |\n", d.name, r.rps, r.p50, r.p99, r.max, r.errors, d.calls.Load()-start, *dur)
 		d.stop()
 	}
+}
+
+// measureRate sends rate requests a second for dur, each on time whatever
+// the earlier ones take, and measures each from when it was due.
+func measureRate(d design, rate float64, dur time.Duration) result {
+	srv := httptest.NewServer(d.handler)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096}, Timeout: 30 * time.Second}
+	probe := func() error {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil
+	}
+	_ = probe() // the first probe of any design waits for a first result
+	n := int(rate * dur.Seconds())
+	lats := make([]time.Duration, n)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	var begin time.Time // set before the first due time is sent
+	// A pool of senders takes due times in order: enough of them that a
+	// slow answer never holds the schedule back.
+	due := make(chan int, 1024)
+	for range 512 {
+		wg.Go(func() {
+			for i := range due {
+				at := begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+				if wait := time.Until(at); wait > 0 {
+					time.Sleep(wait)
+				}
+				if err := probe(); err != nil {
+					errs.Add(1)
+				}
+				lats[i] = time.Since(at)
+			}
+		})
+	}
+	begin = time.Now()
+	for i := range n {
+		due <- i
+	}
+	close(due)
+	wg.Wait()
+	took := time.Since(begin)
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	pct := func(p float64) time.Duration {
+		return lats[min(len(lats)-1, int(p*float64(len(lats))))].Round(10 * time.Microsecond)
+	}
+	return result{rps: float64(n) / took.Seconds(), p50: pct(0.5), p99: pct(0.99), max: lats[n-1].Round(time.Millisecond), errors: errs.Load()}
 }
 
 type design struct {
@@ -109,6 +182,7 @@ func designs(delay time.Duration) []design {
 type result struct {
 	rps           float64
 	p50, p99, max time.Duration
+	errors        int64
 }
 
 func measure(d design, conc int, dur time.Duration) result {
