@@ -493,6 +493,59 @@ func TestKubernetes(t *testing.T) {
 	})
 }
 
+// TestRollbackThroughAPIServerFaults: the undo goes through a proxy that
+// resets every connection and then drops all traffic for 10 s, as a
+// network partition between deploywatch and the API server does. The
+// rollback rides it out and is done once: one new revision, the good
+// template back.
+func TestRollbackThroughAPIServerFaults(t *testing.T) {
+	c := kubeCluster(t)
+	ns := c.namespace(t)
+	c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
+	c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
+	waitFor(t, "revision 2", 30*time.Second, func() bool { return c.get(t, ns, "api").Annotations["deployment.kubernetes.io/revision"] == "2" })
+	up, err := url.Parse(c.rc.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartFaultProxy(t, up.Host)
+	rc := rest.CopyConfig(c.rc)
+	rc.Host = "https://" + proxy.Addr
+	target, err := kube.New(context.Background(), rc, config.KubernetesTarget{Namespace: ns, Deployment: "api", GitOps: config.GitOpsRespect, RestartLimit: 2, NotReadyGrace: config.Duration(time.Minute)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	d := watch.Deploy{Service: "api", Version: "v2", StartedAt: time.Now()}
+	pinned, err := target.Current(context.Background(), d, true)
+	if err != nil || pinned != "1" {
+		t.Fatalf("pinned %q, %v", pinned, err)
+	}
+	d.PreviousVersion = pinned
+	// The fault's schedule: the open connections reset, then nothing gets
+	// through for 10 s.
+	proxy.Reset()
+	proxy.Set(testenv.Fault{Stall: true})
+	healed := time.AfterFunc(10*time.Second, func() { proxy.Set(testenv.Fault{}) })
+	defer healed.Stop()
+	start := time.Now()
+	out, err := target.Rollback(context.Background(), d)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("rollback through the partition: %v", err)
+	}
+	if took < 10*time.Second {
+		t.Fatalf("the rollback finished in %s, before the partition healed: the fault did not apply", took)
+	}
+	if img := c.image(t, ns, "api"); img != "deploywatch.test/api:v1" {
+		t.Fatalf("image %s after the rollback", img)
+	}
+	if rev := c.get(t, ns, "api").Annotations["deployment.kubernetes.io/revision"]; rev != "3" {
+		t.Fatalf("revision %s after the rollback: want 3, one undo", rev)
+	}
+	t.Logf("rolled back through resets and a 10 s partition in %s: %s", took.Round(100*time.Millisecond), out.Note)
+}
+
 func findReportCheck(r *watch.Report, name string) *watch.CheckResult {
 	for _, c := range r.Checks {
 		if c.Name == name {

@@ -425,7 +425,12 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 	t.mu.Lock()
 	pinned := t.pinned
 	t.mu.Unlock()
-	s, err := t.w.look(ctx, false)
+	var s *snapshot
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		s, err = t.w.look(ctx, false)
+		return err
+	})
 	if err != nil {
 		return watch.RollbackOutcome{}, err
 	}
@@ -453,7 +458,12 @@ func (t *Target) Rollback(ctx context.Context, d watch.Deploy) (watch.RollbackOu
 // followed until it is out. A GitOps-managed workload's rollback_command
 // is not run a second time.
 func (t *Target) FinishRollback(ctx context.Context, d watch.Deploy) (watch.RollbackOutcome, error) {
-	s, err := t.w.look(ctx, false)
+	var s *snapshot
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		s, err = t.w.look(ctx, false)
+		return err
+	})
 	if err != nil {
 		return watch.RollbackOutcome{}, err
 	}
@@ -640,22 +650,50 @@ func (t *Target) Undo(ctx context.Context, revision int64, dryRun bool) (UndoRes
 // can fix.
 func (t *Target) undoTo(ctx context.Context, uid types.UID, dryRun bool) (UndoResult, error) {
 	var res UndoResult
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = t.undoOnce(ctx, uid, dryRun)
+		return err
+	})
+	return res, err
+}
+
+// retryTransient runs f until it succeeds or fails in a way a retry cannot
+// fix (resets, an API server briefly unreachable or overloaded, a
+// partition are retried) for up to undoRetryFor, each try bounded by
+// undoAttempt so that a connection into a black hole is given up and
+// tried anew.
+func retryTransient(ctx context.Context, f func(context.Context) error) error {
 	var lastErr error
-	for attempt := range 3 {
+	deadline := time.Now().Add(undoRetryFor)
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
+			wait := min(time.Duration(1<<min(attempt-1, 3))*time.Second, 5*time.Second)
+			if time.Now().Add(wait).After(deadline) {
+				return fmt.Errorf("%w (still failing after %s of retries)", lastErr, undoRetryFor)
+			}
 			select {
 			case <-ctx.Done():
-				return res, lastErr
-			case <-time.After(time.Duration(attempt) * time.Second):
+				return lastErr
+			case <-time.After(wait):
 			}
 		}
-		res, lastErr = t.undoOnce(ctx, uid, dryRun)
-		if lastErr == nil || !transient(lastErr) {
-			return res, lastErr
+		actx, cancel := context.WithTimeout(ctx, undoAttempt)
+		lastErr = f(actx)
+		timedOut := actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if lastErr == nil || !transient(lastErr) && !timedOut {
+			return lastErr
 		}
 	}
-	return res, lastErr
 }
+
+// The undo's retry budget: a rollback rides out a partition of this long,
+// each try given this long before it is abandoned for the next.
+const (
+	undoRetryFor = time.Minute
+	undoAttempt  = 15 * time.Second
+)
 
 // transient reports whether retrying err may succeed: the API server
 // overloaded or briefly unreachable, or a write that raced another.
