@@ -80,7 +80,10 @@ func rss(pid int) (now, peak float64) {
 // kwok cluster, with a real Prometheus, and deploys 50 of them at once:
 // serve's resident memory, its API server requests and Prometheus queries
 // per second when idle and while the 50 watches run, and the delay from
-// each template change to its watch's start.
+// each template change to its watch's start; and, while the 50 watches
+// run, serve's API under 1,000 requests a second: its latency, and the
+// longest gap between two looks of any watch (the watches' interval is
+// 2 s: a gap past 4 s would be a tick delayed by more than one interval).
 //
 //	go test ./test/integration -run '^$' -bench ServeScale -benchtime 1x -timeout 30m
 func BenchmarkServeScale(b *testing.B) {
@@ -146,6 +149,8 @@ func BenchmarkServeScale(b *testing.B) {
   kubeconfig: %s
 store:
   sqlite: %s
+api:
+  open_read: true
 defaults:
   metrics:
     prometheus: {url: %s}
@@ -232,13 +237,34 @@ defaults:
 	}
 	slices.Sort(delays)
 	slices.Sort(recorded)
-	// Busy: the 50 watches in their monitor phase.
+	// Busy: the 50 watches in their monitor phase, and serve's API asked
+	// 1,000 times a second.
 	time.Sleep(10 * time.Second)
 	a1, p1 := apiRequests.Load(), promQueries.Load()
-	time.Sleep(20 * time.Second)
+	loadFrom := time.Now()
+	api := loadAPI(srv.url+"/api/v1/deploys?limit=50", 1000, 20*time.Second)
 	busyAPI, busyProm := float64(apiRequests.Load()-a1)/20, float64(promQueries.Load()-p1)/20
 	busyRSS, peak := rss(srv.cmd.Process.Pid)
 	b.StopTimer()
+	// The longest gap between two looks of a watch while the API was under
+	// load.
+	var maxGap time.Duration
+	for _, d := range started {
+		events, err := st.Events(context.Background(), d.ID, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var last time.Time
+		for _, ev := range events {
+			if ev.Kind != "measured" {
+				continue
+			}
+			if !last.IsZero() && ev.Time.After(loadFrom) {
+				maxGap = max(maxGap, ev.Time.Sub(last))
+			}
+			last = ev.Time
+		}
+	}
 
 	b.ReportMetric(idleRSS, "idle_rss_MiB")
 	b.ReportMetric(busyRSS, "busy_rss_MiB")
@@ -253,4 +279,52 @@ defaults:
 	b.ReportMetric(delays[len(delays)/2], "start_delay_p50_ms")
 	b.ReportMetric(delays[len(delays)*99/100], "start_delay_p99_ms")
 	b.ReportMetric(delays[len(delays)-1], "start_delay_max_ms")
+	b.ReportMetric(api.rps, "api_load_req/s")
+	b.ReportMetric(float64(api.p50.Microseconds())/1000, "api_load_p50_ms")
+	b.ReportMetric(float64(api.p99.Microseconds())/1000, "api_load_p99_ms")
+	b.ReportMetric(float64(api.errors), "api_load_errors")
+	b.ReportMetric(float64(maxGap.Milliseconds()), "look_gap_max_ms")
+}
+
+type apiLoad struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+// loadAPI asks url rate times a second for d (open loop: each request on
+// time whatever the earlier ones take), latency counted from when each
+// was due.
+func loadAPI(url string, rate float64, d time.Duration) apiLoad {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 10 * time.Second}
+	n := int(rate * d.Seconds())
+	lats := make([]time.Duration, n)
+	var errs atomic.Int64
+	due := make(chan int, 256)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range 128 {
+		wg.Go(func() {
+			for i := range due {
+				at := begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+				time.Sleep(time.Until(at)) // pacing the load, not synchronising
+				resp, err := client.Get(url)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+				lats[i] = time.Since(at)
+			}
+		})
+	}
+	for i := range n {
+		due <- i
+	}
+	close(due)
+	wg.Wait()
+	took := time.Since(begin)
+	slices.Sort(lats)
+	return apiLoad{rps: float64(n) / took.Seconds(), p50: lats[n/2], p99: lats[n*99/100], errors: int(errs.Load())}
 }
