@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/server"
+	"github.com/deploywatch/deploywatch/internal/store"
+	"github.com/deploywatch/deploywatch/internal/store/sqlite"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // The recognisable secrets of the sweep: each one's value must appear in
@@ -142,6 +150,100 @@ notify:
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestNoSecretReachesServe sends a watch whose source and sinks meet
+// servers that echo what they got to serve (--server), and greps what
+// serve keeps and shows: the store's database file, the API's answers,
+// /metrics and the dashboard's pages.
+func TestNoSecretReachesServe(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "deploywatch.db")
+	st, err := sqlite.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	serveCfg, err := config.LoadServe([]byte("store: {sqlite: deploywatch.db}\napi:\n  open_read: true\n  tokens:\n    - {name: ci, scopes: [ingest, read], token_env: SW_SERVE}\n"), filepath.Join(dir, "serve.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const serveToken = "sweep-serve-ingest-token-d4d5"
+	srv, err := server.New(server.Options{Config: serveCfg, Store: st, Logger: slog.New(slog.DiscardHandler),
+		Env: func(k string) (string, bool) { return serveToken, k == "SW_SERVE" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	echo := echoServer(t, http.StatusUnauthorized).URL
+	cfg := filepath.Join(dir, "deploywatch.yaml")
+	_ = os.WriteFile(cfg, []byte(fmt.Sprintf(`service: api
+target:
+  command:
+    deploy: "echo deploying"
+    rollback: "echo rolling back"
+metrics:
+  prometheus: {url: %[1]s, bearer_token_env: SW_PROM_TOKEN, timeout: 1s, retries: 0}
+  selector: 'job="api"'
+  scrape_interval: 1s
+phases: {warmup: 0s, verify: 1s, monitor: 2s, interval: 500ms}
+notify:
+  - slack: {webhook_url_env: SW_SLACK}
+  - grafana: {url: "%[1]s", token_env: SW_GRAFANA}
+  - datadog: {api_key_env: SW_DD_EVENTS, url: "%[1]s"}
+  - webhook: {url: "%[1]s/hook", secret_env: SW_HOOK}
+`, echo)), 0o600)
+	env := map[string]string{"DEPLOYWATCH_SERVER_TOKEN": serveToken}
+	for k, v := range sweepSecrets {
+		env[k] = v
+	}
+	env["SW_SLACK"] = echo + sweepSecrets["SW_SLACK"]
+	var out bytes.Buffer
+	code := Run(context.Background(), []string{"run", "-f", cfg, "--version", "v2", "--server", hs.URL}, &out, &out,
+		WithEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
+	if code != ExitInconclusive {
+		t.Fatalf("exit %d, want 3 (the source refuses)\n%s", code, out.String())
+	}
+	page, err := st.ListDeploys(context.Background(), store.Query{})
+	if err != nil || len(page.Deploys) != 1 {
+		t.Fatalf("serve recorded %d deploys (%v)\n%s", len(page.Deploys), err, out.String())
+	}
+	id := page.Deploys[0].ID
+	shown := map[string]string{"output": out.String()}
+	for _, path := range []string{"/api/v1/deploys", "/api/v1/deploys/" + id, "/api/v1/deploys/" + id + "/events", "/metrics", "/", "/deploys/" + id, "/services/api", "/judge"} {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		shown[path] = string(b)
+	}
+	st.Close()
+	db, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown["the store's database"] = string(db)
+	if wal, err := os.ReadFile(dbPath + "-wal"); err == nil {
+		shown["the store's write-ahead log"] = string(wal)
+	}
+	if !strings.Contains(shown["/api/v1/deploys/"+id], "could not") && !strings.Contains(shown["/api/v1/deploys/"+id], "inconclusive") {
+		t.Errorf("the deploy's record does not hold its report: %s", textutil.Truncate(shown["/api/v1/deploys/"+id], 300))
+	}
+	secrets := maps.Clone(sweepSecrets)
+	secrets["DEPLOYWATCH_SERVER_TOKEN"] = serveToken
+	for where, text := range shown {
+		for name, secret := range secrets {
+			if i := strings.Index(text, secret); i >= 0 {
+				t.Errorf("$%s reached %s: …%s…", name, where, text[max(0, i-120):min(len(text), i+len(secret)+20)])
+			}
 		}
 	}
 }
