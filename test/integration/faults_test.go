@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/deploywatch/deploywatch/internal/cli"
 	"github.com/deploywatch/deploywatch/internal/judge"
@@ -142,4 +146,48 @@ func TestPrometheusFaults(t *testing.T) {
 		}
 		t.Logf("restarted in the warm-up; failed in %s after %s: %s", phase, r.detect.Round(100*time.Millisecond), r.report.Reason)
 	})
+}
+
+// TestServeWithPrometheusStalled: serve's watch of a deploy whose metric
+// source stalls (a proxy that accepts and never answers) ends
+// inconclusive, and nothing is rolled back.
+func TestServeWithPrometheusStalled(t *testing.T) {
+	c := kubeCluster(t)
+	bin := buildBinary(t)
+	t.Parallel()
+	ns := c.namespace(t)
+	kubeconfig := c.serviceAccountKubeconfig(t, ns, nil)
+	e := newEnv(t, healthy, 20, 5*time.Second)
+	proxy := testenv.StartFaultProxy(t, strings.TrimPrefix(e.prom.URL, "http://"))
+	dir := t.TempDir()
+	c.deployment(t, ns, "api", "deploywatch.test/api:v1", func(d *appsv1.Deployment) { d.Labels[watchLabel] = "true" })
+	srv := startServe(t, bin, dir, fmt.Sprintf(`kubernetes:
+  namespaces: [%s]
+  kubeconfig: %s
+store:
+  sqlite: %s
+defaults:
+  metrics:
+    prometheus: {url: "http://%s", timeout: 1s, retries: 0}
+    selector: 'job="api"'
+    scrape_interval: 1s
+  baseline: {window: 1m}
+  phases: {warmup: 1s, monitor: 20s, interval: 1s}
+  on_failure: rollback
+  on_inconclusive: notify
+`, ns, kubeconfig, filepath.Join(dir, "deploywatch.db"), proxy.Addr))
+	waitFor(t, "serve to be ready", time.Minute, srv.ready)
+	proxy.Set(testenv.Fault{Stall: true})
+	start := time.Now()
+	c.setImageOf(t, ns, "api", "deploywatch.test/api:v2")
+	inconclusive := map[string]string{"namespace": ns, "workload": "api", "verdict": "inconclusive"}
+	waitFor(t, "the watch to end inconclusive", 2*time.Minute, func() bool { return srv.metric(t, "deploywatch_deploys_total", inconclusive) == 1 })
+	took := time.Since(start)
+	if img := c.image(t, ns, "api"); img != "deploywatch.test/api:v2" {
+		t.Fatalf("the workload runs %s: rolled back on missing data", img)
+	}
+	if n := srv.metric(t, "deploywatch_rollbacks_total", map[string]string{"workload": "api", "result": "ok"}); n != 0 {
+		t.Fatalf("%v rollbacks", n)
+	}
+	t.Logf("serve's watch ended inconclusive %s after the change, its source stalled", took.Round(100*time.Millisecond))
 }
