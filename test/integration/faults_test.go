@@ -55,13 +55,19 @@ func TestPrometheusFaults(t *testing.T) {
 	// the watch.
 	const settings = "    timeout: 2s\n    retries: 1\n"
 	const bound = 3*(2*2*time.Second+300*time.Millisecond) + 3*2*time.Second
-
-	t.Run("a stall longer than the bound ends the watch inconclusive, no rollback", func(t *testing.T) {
-		t.Parallel()
+	// proxied is a good release whose watch reads Prometheus through a
+	// fault proxy.
+	proxied := func(t *testing.T) (*env, *testenv.FaultProxy) {
 		e := newEnv(t, healthy, 50, 20*time.Second)
 		proxy := testenv.StartFaultProxy(t, strings.TrimPrefix(e.prom.URL, "http://"))
 		e.promURL, e.promSettings = "http://"+proxy.Addr, settings
 		e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1})
+		return e, proxy
+	}
+
+	t.Run("a stall longer than the bound ends the watch inconclusive, no rollback", func(t *testing.T) {
+		t.Parallel()
+		e, proxy := proxied(t)
 		out := &syncBuffer{}
 		var stalledAt time.Time
 		stop := whenOutput(out, func() { stalledAt = time.Now(); proxy.Set(testenv.Fault{Stall: true}) }, `"event":"measured"`, `"phase":"monitor"`)
@@ -83,10 +89,7 @@ func TestPrometheusFaults(t *testing.T) {
 
 	t.Run("a stall shorter than the bound: the watch goes on", func(t *testing.T) {
 		t.Parallel()
-		e := newEnv(t, healthy, 50, 20*time.Second)
-		proxy := testenv.StartFaultProxy(t, strings.TrimPrefix(e.prom.URL, "http://"))
-		e.promURL, e.promSettings = "http://"+proxy.Addr, settings
-		e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1})
+		e, proxy := proxied(t)
 		out := &syncBuffer{}
 		stop := whenOutput(out, func() { proxy.Set(testenv.Fault{Stall: true}) }, `"event":"measured"`, `"phase":"monitor"`)
 		// Healed at the first look that erred: one error, not three.
@@ -104,10 +107,7 @@ func TestPrometheusFaults(t *testing.T) {
 
 	t.Run("answers cut in the middle and reset connections are errors, not data", func(t *testing.T) {
 		t.Parallel()
-		e := newEnv(t, healthy, 50, 20*time.Second)
-		proxy := testenv.StartFaultProxy(t, strings.TrimPrefix(e.prom.URL, "http://"))
-		e.promURL, e.promSettings = "http://"+proxy.Addr, settings
-		e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1})
+		e, proxy := proxied(t)
 		out := &syncBuffer{}
 		stop := whenOutput(out, func() { proxy.Set(testenv.Fault{CutAfter: 120}) }, `"event":"measured"`, `"phase":"monitor"`)
 		r := e.runTo(t, out, "", "-o", "json")
