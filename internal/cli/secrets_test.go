@@ -178,7 +178,9 @@ func TestNoSecretReachesServe(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	echo := echoServer(t, http.StatusUnauthorized).URL
+	// 500, not 401: a refusal would stop the watch at Start, before serve
+	// hears of it.
+	echo := echoServer(t, http.StatusInternalServerError).URL
 	cfg := filepath.Join(dir, "deploywatch.yaml")
 	_ = os.WriteFile(cfg, []byte(fmt.Sprintf(`service: api
 target:

@@ -795,11 +795,14 @@ func (c *Config) complete() {
 			c.Checks, c.Skipped = c.datadogChecks()
 			c.DefaultChecks = true
 		}
-		if m.Language() == LanguageValues {
-			for i := range c.Checks {
-				if c.Checks[i].Statistic == "" {
-					c.Checks[i].Statistic = "the value " + m.SourceField() + " gives: no counts, so no significance test"
-				}
+		for i := range c.Checks {
+			ch := &c.Checks[i]
+			switch {
+			case ch.Statistic != "":
+			case m.Language() == LanguageValues:
+				ch.Statistic = "the value " + m.SourceField() + " gives: no counts, so no significance test"
+			case m.Language() == LanguageDatadog && (ch.Type == "" || ch.Type == TypeQuery):
+				ch.Statistic = "Datadog's value of each interval, averaged over the window: not counts, so no significance test"
 			}
 		}
 	}

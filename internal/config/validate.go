@@ -583,10 +583,17 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 				bad(at(role), "PromQL %q: %v", expr, err)
 			}
 		case LanguageDatadog:
-			if _, _, err := metrics.SplitRange(expr); err != nil {
+			q, _, err := metrics.SplitRange(expr)
+			switch {
+			case err != nil:
 				bad(at(role), "Datadog query: %v", err)
+			case ch.Type != TypeQuery && !strings.HasSuffix(q, ".as_count()"):
+				bad(at(role), "a %s check needs counts: end the Datadog query with .as_count() before its range, e.g. sum:trace.http.request.hits{$selector}.as_count()[$window]", ch.Type)
 			}
 		}
+	}
+	if c.Metrics.Language() == LanguageDatadog && ch.Type == TypeQuantile {
+		bad(at("type"), "Datadog gives no histogram buckets: use type query with a percentile, e.g. p99:trace.http.request{$selector}[$since_warmup]")
 	}
 	if c.Metrics.Language() == LanguageValues {
 		src := c.Metrics.SourceField()
@@ -748,6 +755,9 @@ func (c *Config) validateOtherLanguage(bad badFunc) (selectorOK bool) {
 func (c *Config) validateDatadog(bad badFunc) {
 	d := c.Metrics.Datadog
 	const at = "metrics.datadog."
+	if d.URL != "" && d.Site != "datadoghq.com" {
+		bad(at+"url", "set site or url, not both: url replaces the site's address")
+	}
 	if d.URL == "" && !datadogSites[d.Site] {
 		bad(at+"site", "%q is not a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, ddog-gov.com)", d.Site)
 	}
@@ -819,7 +829,11 @@ func (c *Config) validateHTTPSource(bad badFunc) {
 			}
 			continue
 		}
-		if _, err := gojq.Parse(f.expr); err != nil {
+		q, err := gojq.Parse(f.expr)
+		if err == nil {
+			_, err = gojq.Compile(q)
+		}
+		if err != nil {
 			bad(at+f.name, "jq %q: %v", f.expr, err)
 		}
 	}

@@ -24,8 +24,10 @@ type check struct {
 	// frozen is set once the check failed or gave up: its result is then
 	// the decisive measurement and stays.
 	frozen bool
-	// noDataStreak counts looks in a row without data since the deploy.
+	// noDataStreak counts looks in a row without data since the deploy,
+	// the first of them at noDataSince.
 	noDataStreak int
+	noDataSince  time.Time
 }
 
 // baseline is a check's measurement over the window before the deploy.
@@ -207,7 +209,7 @@ func (c *check) measureWith(ctx context.Context, src Querier, v config.Vars, at 
 		}
 		out = judge.Rate(count, rangeOf(v.Window).Seconds(), baseCount, c.base.window.Seconds(), th)
 	}
-	return c.applyNoData(out)
+	return c.applyNoData(out, at)
 }
 
 // measureEarly measures an error share during the warm-up and judges it
@@ -266,9 +268,12 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 // says so, and only when the baseline had data: what was measurable before
 // the deploy and is gone after it is a symptom.
 //
-// No data is not a statistical finding, so one empty look (a scrape that
-// came late) only warns: on_nodata: fail fails at the second in a row.
-func (c *check) applyNoData(v judge.Verdict) judge.Verdict {
+// No data is not a statistical finding, so an empty look only warns:
+// on_nodata: fail fails once the looks have been empty for two windows in
+// a row (and at least two looks). A scrape that came late, or a metric
+// source that restarted and lost a few scrapes, empties a window for less
+// than that; series that are gone stay gone.
+func (c *check) applyNoData(v judge.Verdict, at time.Time) judge.Verdict {
 	if v.Status != judge.NoData {
 		c.noDataStreak = 0
 	}
@@ -276,10 +281,13 @@ func (c *check) applyNoData(v judge.Verdict) judge.Verdict {
 		return v
 	}
 	c.noDataStreak++
+	if c.noDataStreak == 1 {
+		c.noDataSince = at
+	}
 	switch c.cfg.OnNoData {
 	case config.NoDataFail:
 		v.Status = judge.Fail
-		if c.noDataStreak < 2 {
+		if c.noDataStreak < 2 || at.Sub(c.noDataSince) < 2*c.window {
 			v.Status = judge.Warn
 		}
 	case config.NoDataWarn:

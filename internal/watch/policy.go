@@ -50,6 +50,10 @@ func (w *run) rollBack(ctx context.Context, reason string) {
 		w.report.Rollback = &RollbackRecord{Policy: string(config.PolicyRollback), Revision: w.deploy.PreviousVersion, Performed: true, At: &at}
 		w.beginPhase(PhaseRollback)
 		w.emit(Event{Kind: event.RollbackStarted, Message: fmt.Sprintf("rolling back to %s: %s", target, reason)})
+		// Saved again, after the announcement: a store that writes events
+		// before checkpoints, and waits for the checkpoint before an action,
+		// then holds the announcement too if the process dies in the hook.
+		_ = w.save()
 	}
 	rec := w.report.Rollback
 	var out RollbackOutcome

@@ -93,8 +93,7 @@ func Source(ctx context.Context, cfg *config.Config, env func(string) (string, b
 		URL: p.URL, BearerToken: token, Username: user, Password: pass,
 		Headers: p.Headers, Timeout: p.Timeout.D(), Retries: p.Retries,
 	}
-	signsIn := p.SigV4 != nil || p.Google != nil || p.OAuth2 != nil || p.TLS != nil
-	if signsIn {
+	if p.SigV4 != nil || p.Google != nil || p.OAuth2 != nil || p.TLS != nil {
 		if pc.Transport, err = signInTransport(ctx, cfg, env); err != nil {
 			return nil, err
 		}
@@ -103,7 +102,7 @@ func Source(ctx context.Context, cfg *config.Config, env func(string) (string, b
 	if err != nil {
 		return nil, configErrorf("metrics.prometheus: %v", err)
 	}
-	if signsIn {
+	if p.SignIn() != "" || p.TLS != nil {
 		if err := c.Probe(ctx); errors.Is(err, metrics.ErrSignIn) {
 			return nil, configErrorf("metrics.prometheus: %v", err)
 		} else if err != nil {

@@ -100,7 +100,9 @@ func TestPrometheusFaults(t *testing.T) {
 		if r.code != cli.ExitStable {
 			t.Fatalf("exit %d, want 0: a short stall must not end the watch\n%s", r.code, r.out)
 		}
-		if er := findReportCheck(r.report, "error_rate"); er == nil || er.Verdict != judge.Pass {
+		// Measured again after the stall: passing, or warning on the healthy
+		// service's own 0.1% errors, not erring.
+		if er := findReportCheck(r.report, "error_rate"); er == nil || er.Verdict != judge.Pass && er.Verdict != judge.Warn {
 			t.Errorf("error_rate %+v: want measured again after the stall", er)
 		}
 	})

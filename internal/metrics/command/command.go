@@ -2,8 +2,9 @@
 // deploywatch's escape hatch for any backend it does not speak, as Argo
 // Rollouts' Job provider is.
 //
-// The command gets the query as its one argument ($1, never interpolated
-// into the command line) and in $DEPLOYWATCH_QUERY, and the time asked
+// The command gets the query as its argument ($1, never interpolated into
+// the command line: appended as "$1" unless the line uses $1, $@, $* or
+// $DEPLOYWATCH_QUERY itself) and in $DEPLOYWATCH_QUERY, and the time asked
 // about in $DEPLOYWATCH_TIME (RFC 3339). It prints a number, or JSON
 // {"value": <number>, "samples": <number>}; nothing, null or a null value
 // is no data. A value is not a count: checks on this source have no
@@ -67,9 +68,15 @@ func (s *Source) String() string { return "metrics.command" }
 func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.Vector, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("metrics.command ran longer than %s", s.cfg.Timeout))
 	defer cancel()
-	// The query is an argument, never part of the command line: no value
-	// in it can reach the shell as code.
-	cmd := exec.CommandContext(ctx, s.cfg.Shell, "-c", s.cfg.Run+` "$@"`, "deploywatch-query", expr)
+	// The query is an argument ($1), never part of the command line: no
+	// value in it can reach the shell as code. A line that does not use it
+	// itself ($1, $@, $*, $DEPLOYWATCH_QUERY) gets it appended, so that
+	// "run: ./metric.sh" is given the query as its argument.
+	line := s.cfg.Run
+	if !usesQuery(line) {
+		line += ` "$@"`
+	}
+	cmd := exec.CommandContext(ctx, s.cfg.Shell, "-c", line, "deploywatch-query", expr)
 	cmd.Dir = s.cfg.Dir
 	cmd.Env = append(os.Environ(), "DEPLOYWATCH_QUERY="+expr, "DEPLOYWATCH_TIME="+at.UTC().Format(time.RFC3339Nano))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -103,6 +110,16 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 		return nil, nil
 	}
 	return metrics.Vector{{Labels: metrics.Labels{}, Value: v, Time: at, Count: n}}, nil
+}
+
+// usesQuery reports whether a command line refers to the query itself.
+func usesQuery(line string) bool {
+	for _, ref := range []string{"$1", "${1", "$@", "${@", "$*", "${*", "DEPLOYWATCH_QUERY"} {
+		if strings.Contains(line, ref) {
+			return true
+		}
+	}
+	return false
 }
 
 // QueryRange is not offered: a command answers for one moment.

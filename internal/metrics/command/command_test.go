@@ -79,11 +79,17 @@ func TestQueryRunsTheCommandWithTheQueryAsData(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("a query ran as shell code")
 	}
+	// A pipeline names the query itself and gets it once, where it says.
+	p, _ := New(Config{Run: `printf '%s' "$1" | wc -c | tr -d ' '`, Timeout: 5 * time.Second})
+	vec, err := p.Query(context.Background(), "latency p99", time.Now())
+	if err != nil || len(vec) != 1 || vec[0].Value != float64(len("latency p99")) {
+		t.Fatalf("a pipeline using $1: %v, %v", vec, err)
+	}
 }
 
 func TestQueryFailures(t *testing.T) {
-	// The query is appended to the command line: a line that does not end
-	// with a command taking it ends with "; true".
+	// The query is appended to a line that does not use it: such a line
+	// here ends with "; true", which takes it.
 	cases := []struct {
 		name, run string
 		timeout   time.Duration

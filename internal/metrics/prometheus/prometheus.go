@@ -121,7 +121,11 @@ func (c *Client) QueryRange(ctx context.Context, expr string, start, end time.Ti
 
 // Probe asks the server the simplest query, to learn whether it answers
 // and accepts the credentials.
+// It takes at most one query timeout: a server that does not answer is
+// the watch's to deal with, not Start's.
 func (c *Client) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	_, err := c.Query(ctx, "1", time.Now())
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/sigv4"
 	"golang.org/x/oauth2"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/metrics"
 	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
@@ -68,9 +70,11 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 		}
 		base.TLSClientConfig = tc
 	}
-	// Token requests go through the same transport: a private CA signs
-	// the token endpoint as often as the server.
-	tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, &http.Client{Transport: base})
+	// Token requests go through the same transport (a private CA signs
+	// the token endpoint as often as the server), each bounded: a refresh
+	// runs inside a query, without the query's context, and a token
+	// endpoint that stalls must not hold the watch.
+	tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, &http.Client{Transport: base, Timeout: tokenTimeout})
 	switch {
 	case o.SigV4 != nil:
 		rt, err := sigv4.NewSigV4RoundTripper(&sigv4.SigV4Config{
@@ -79,7 +83,7 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.sigv4: %w", o.Field, err)
 		}
-		return rt, nil
+		return &credentialErrors{next: rt, field: o.Field + ".sigv4"}, nil
 	case o.Google != nil:
 		ts, err := googleTokens(ctx, tokenCtx, o.Google, o.Resolve)
 		if err != nil {
@@ -126,7 +130,51 @@ func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripp
 			return nil, fmt.Errorf("%s: the token endpoint gave an empty token", field)
 		}
 	}
-	return &oauth2.Transport{Source: ts, Base: base}, nil
+	return &scrubbing{next: &oauth2.Transport{Source: ts, Base: base}, field: field, secrets: secrets}, nil
+}
+
+// tokenTimeout bounds one request to a token endpoint.
+var tokenTimeout = 10 * time.Second
+
+// scrubbing marks a failed token refresh during a watch as a sign-in
+// error, and keeps the secrets out of it: the oauth2 library quotes the
+// token endpoint's whole answer, which may echo the client secret.
+type scrubbing struct {
+	next    http.RoundTripper
+	field   string
+	secrets []string
+}
+
+func (s *scrubbing) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(r)
+	if err == nil {
+		return resp, nil
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return nil, fmt.Errorf("%w: %s: renewing the token: %w", metrics.ErrSignIn, s.field, tokenError(re, s.secrets...))
+	}
+	if msg := textutil.Redact(err.Error(), s.secrets...); msg != err.Error() {
+		return nil, errors.New(msg)
+	}
+	return nil, err
+}
+
+// credentialErrors marks a failure to get AWS credentials (a refused
+// AssumeRole, an expired profile) as a sign-in error: the SigV4 library
+// assumes the role at the first request, not when it is built, and its
+// error would otherwise read as a network failure.
+type credentialErrors struct {
+	next  http.RoundTripper
+	field string
+}
+
+func (c *credentialErrors) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil && (strings.Contains(err.Error(), "failed to refresh cached credentials") || strings.Contains(err.Error(), "operation error STS")) {
+		return nil, fmt.Errorf("%w: %s: getting AWS credentials: %w", metrics.ErrSignIn, c.field, err)
+	}
+	return resp, err
 }
 
 // tokenError keeps what a token endpoint said about a refusal (error,
@@ -165,7 +213,13 @@ func googleTokens(ctx, tokenCtx context.Context, g *config.Google, resolve func(
 		if err != nil {
 			return nil, fmt.Errorf("credentials_file: %w", err)
 		}
-		creds, err := google.CredentialsFromJSONWithType(tokenCtx, data, credentialsType(data), scopes...)
+		kind := credentialsType(data)
+		switch kind {
+		case google.ServiceAccount, google.ExternalAccount, google.AuthorizedUser, google.ImpersonatedServiceAccount:
+		default:
+			return nil, fmt.Errorf("credentials_file: type %q: want service_account, external_account, authorized_user or impersonated_service_account", kind)
+		}
+		creds, err := google.CredentialsFromJSONWithType(tokenCtx, data, kind, scopes...)
 		if err != nil {
 			return nil, fmt.Errorf("credentials_file: %w", err)
 		}
@@ -178,8 +232,8 @@ func googleTokens(ctx, tokenCtx context.Context, g *config.Google, resolve func(
 	return creds.TokenSource, nil
 }
 
-// credentialsType reads the "type" of a Google credentials file, so that
-// only the kinds a server-side tool should accept are loaded.
+// credentialsType reads the "type" of a Google credentials file: only the
+// kinds a server-side tool should accept are loaded.
 func credentialsType(data []byte) google.CredentialsType {
 	var f struct {
 		Type string `json:"type"`

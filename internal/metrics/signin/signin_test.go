@@ -549,3 +549,80 @@ func TestGoogleMetadataServer(t *testing.T) {
 		t.Errorf("served %d with %d tokens from the metadata server", served.Load(), asked.Load())
 	}
 }
+
+// TestTokenTroubleDuringAWatch: a token endpoint that stalls when a token
+// is renewed cannot hold a query past the token timeout, and one that
+// refuses while echoing the request cannot put the secret in the error;
+// both are sign-in errors.
+func TestTokenTroubleDuringAWatch(t *testing.T) {
+	defer func(d time.Duration) { tokenTimeout = d }(tokenTimeout)
+	tokenTimeout = 500 * time.Millisecond
+	const secret = "renewal-client-secret-77"
+	var grants atomic.Int64
+	var mode atomic.Value
+	mode.Store("ok")
+	release := make(chan struct{})
+	defer close(release)
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = r.ParseForm()
+		switch mode.Load() {
+		case "stall":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		case "echo":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":"invalid_client","error_description":"you sent %s"}`, r.Form.Encode())
+			return
+		}
+		// Tokens that expire at once: every query renews its token.
+		fmt.Fprintf(w, `{"access_token":"t-%d","token_type":"Bearer","expires_in":1}`, grants.Add(1))
+	}))
+	defer tokens.Close()
+	srv, _ := promServer(t, func(*http.Request) error { return nil })
+	rt, err := Transport(context.Background(), Options{OAuth2: &config.OAuth2{TokenURL: tokens.URL, ClientID: "c"}, OAuth2ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode.Store("stall")
+	start := time.Now()
+	err = query(t, srv.URL, rt)
+	if took := time.Since(start); err == nil || took > 3*time.Second {
+		t.Fatalf("a stalled token endpoint: %v after %s, want an error within the token timeout", err, took)
+	}
+	mode.Store("echo")
+	err = query(t, srv.URL, rt)
+	if !errors.Is(err, metrics.ErrSignIn) || strings.Contains(err.Error(), secret) {
+		t.Fatalf("a refused renewal: %v; want a sign-in error without the secret", err)
+	}
+}
+
+// TestSigV4RefusedRole: a role STS refuses to let us assume is a sign-in
+// error at the first query (which Start asks), not a network failure.
+func TestSigV4RefusedRole(t *testing.T) {
+	isolateAWS(t)
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>1</RequestId></ErrorResponse>`)
+	}))
+	defer sts.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBASE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "base-secret")
+	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
+	srv, served := promServer(t, func(*http.Request) error { return nil })
+	rt, err := Transport(context.Background(), Options{SigV4: &config.SigV4{Region: "eu-west-1", RoleARN: "arn:aws:iam::123456789012:role/nope"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = query(t, srv.URL, rt)
+	if !errors.Is(err, metrics.ErrSignIn) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("got %v, want a sign-in error naming AccessDenied", err)
+	}
+	if served.Load() != 0 {
+		t.Error("a query went out unsigned")
+	}
+}

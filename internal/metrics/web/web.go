@@ -177,6 +177,9 @@ func (s *Source) run(ctx context.Context, code *gojq.Code, doc any) (*float64, b
 		return nil, true, nil // no output: no data
 	}
 	if e, isErr := out.(error); isErr {
+		if ctx.Err() != nil {
+			return nil, false, context.Cause(ctx)
+		}
 		return nil, false, e
 	}
 	var v float64
