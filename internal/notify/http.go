@@ -50,9 +50,9 @@ func Do(ctx context.Context, client *http.Client, r Request) ([]byte, error) {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return body, nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, redact(&RetryError{Err: fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(body)), After: retryAfter(resp)}, r.Secrets...)
+		return nil, redact(&RetryError{Err: fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(body, r.Secrets)), After: retryAfter(resp)}, r.Secrets...)
 	default:
-		return nil, redact(fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(body)), r.Secrets...)
+		return nil, redact(fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(body, r.Secrets)), r.Secrets...)
 	}
 }
 
@@ -67,7 +67,10 @@ func retryAfter(resp *http.Response) time.Duration {
 	return 0
 }
 
-func snippet(b []byte) string { return textutil.Excerpt(b, 200) }
+// snippet quotes an answer without the secrets it may echo.
+func snippet(b []byte, secrets []string) string {
+	return textutil.Excerpt([]byte(textutil.Redact(string(b), secrets...)), 200)
+}
 
 // Truncate cuts s to at most n runes, marking the cut.
 func Truncate(s string, n int) string { return textutil.Truncate(s, n) }

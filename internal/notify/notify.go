@@ -11,10 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/textutil"
 	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
@@ -108,12 +108,7 @@ func redact(err error, secrets ...string) error {
 	if errors.As(err, &ue) {
 		err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
-	msg := err.Error()
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
+	msg := textutil.Redact(err.Error(), secrets...)
 	if msg == err.Error() {
 		return err
 	}

@@ -235,12 +235,7 @@ func (r *run) display(path string) string { return r.target(path, true) }
 
 // redact removes secret values from text that may echo them (errors that
 // quote the URL, bodies that echo a header).
-func (r *run) redact(text string) string {
-	for _, s := range r.secrets {
-		text = strings.ReplaceAll(text, s, "***")
-	}
-	return text
-}
+func (r *run) redact(text string) string { return textutil.Redact(text, r.secrets...) }
 
 // check runs one check, with its retries.
 func (r *run) check(ctx context.Context, c *Check) Result {

@@ -23,11 +23,12 @@ func Excerpt(b []byte, n int) string {
 	return Truncate(s, n)
 }
 
-// Redact replaces every secret in s by "***". Secrets shorter than four
-// bytes are left alone: they would blank out ordinary words.
+// Redact replaces every non-empty secret in s by "***". Quote an answer
+// with Excerpt(Redact(...)), in that order: a cut made first could leave a
+// secret's first half behind.
 func Redact(s string, secrets ...string) string {
 	for _, secret := range secrets {
-		if len(secret) >= 4 {
+		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "***")
 		}
 	}

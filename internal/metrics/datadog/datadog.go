@@ -15,6 +15,7 @@
 package datadog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -168,7 +169,7 @@ func decode(body []byte, count bool, secrets ...string) (metrics.Vector, error) 
 		return nil, fmt.Errorf("the answer is not Datadog's query API: %w", err)
 	}
 	if a.Status == "error" || a.Error != "" {
-		return nil, fmt.Errorf("%w: %s", metrics.ErrBadQuery, textutil.Redact(textutil.Truncate(cmpOr(a.Error, strings.Join(a.Errors, "; "), "status error"), 300), secrets...))
+		return nil, fmt.Errorf("%w: %s", metrics.ErrBadQuery, textutil.Truncate(textutil.Redact(cmp.Or(a.Error, strings.Join(a.Errors, "; "), "status error"), secrets...), 300))
 	}
 	out := make(metrics.Vector, 0, len(a.Series))
 	for _, s := range a.Series {
@@ -197,15 +198,6 @@ func decode(body []byte, count bool, secrets ...string) (metrics.Vector, error) 
 		out = append(out, metrics.Sample{Labels: labels, Value: v, Time: last})
 	}
 	return out, nil
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // retryError marks a failure that a later attempt may not have.
@@ -343,29 +335,14 @@ func (c *Client) attempt(ctx context.Context, path string, params url.Values) ([
 }
 
 // reason is what an error answer says, without the keys a hostile server
-// may echo.
+// may echo: its errors list, or a short quote.
 func (c *Client) reason(body []byte) string {
-	return textutil.Redact(reason(body), c.cfg.APIKey, c.cfg.AppKey)
-}
-
-// reason is what an error answer says: its errors list, or a short quote.
-func reason(body []byte) string {
+	body = []byte(textutil.Redact(string(body), c.cfg.APIKey, c.cfg.AppKey))
 	var e struct {
 		Errors []string `json:"errors"`
 	}
 	if json.Unmarshal(body, &e) == nil && len(e.Errors) > 0 {
-		msg := strings.Join(e.Errors, "; ")
-		if len(msg) > 300 {
-			msg = msg[:300] + "…"
-		}
-		return msg
+		return textutil.Truncate(strings.Join(e.Errors, "; "), 300)
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	if s == "" {
-		return "(empty body)"
-	}
-	return strconv.Quote(s)
+	return textutil.Excerpt(body, 200)
 }

@@ -217,3 +217,18 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("requests broke the documented API: %v", v)
 	}
 }
+
+// TestQuotedAnswersKeepNoPartOfAKey: an echoed key straddling where a quote
+// is cut is redacted before the cut, so not even its first half is left.
+func TestQuotedAnswersKeepNoPartOfAKey(t *testing.T) {
+	c := newClient(t, "http://127.0.0.1:1")
+	for _, body := range []string{
+		strings.Repeat("x", 190) + apiKey + strings.Repeat("y", 200),
+		`{"errors":["` + strings.Repeat("x", 290) + appKey + `"]}`,
+	} {
+		got := c.reason([]byte(body))
+		if strings.Contains(got, apiKey[:6]) || strings.Contains(got, appKey[:6]) {
+			t.Errorf("part of a key survives: %s", got)
+		}
+	}
+}

@@ -186,16 +186,15 @@ func tokenError(err error, secrets ...string) error {
 		if re.ErrorDescription != "" {
 			msg += ": " + re.ErrorDescription
 		}
-		if msg == "" {
-			msg = strings.TrimSpace(string(re.Body))
-			if len(msg) > 200 {
-				msg = msg[:200] + "…"
-			}
-		}
-		if msg == "" {
+		switch {
+		case msg != "":
+			msg = textutil.Redact(msg, secrets...)
+		case strings.TrimSpace(string(re.Body)) == "":
 			msg = "no reason given"
+		default:
+			msg = textutil.Excerpt([]byte(textutil.Redact(string(re.Body), secrets...)), 200)
 		}
-		return fmt.Errorf("the token endpoint answered HTTP %d: %s", re.Response.StatusCode, textutil.Redact(msg, secrets...))
+		return fmt.Errorf("the token endpoint answered HTTP %d: %s", re.Response.StatusCode, msg)
 	}
 	if msg := textutil.Redact(err.Error(), secrets...); msg != err.Error() {
 		return errors.New(msg)

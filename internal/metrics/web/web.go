@@ -132,9 +132,9 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("%w: %s answered HTTP %d", metrics.ErrSignIn, s, resp.StatusCode)
 	case resp.StatusCode == http.StatusBadRequest:
-		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, s, snippet([]byte(textutil.Redact(string(body), s.cfg.BearerToken))))
+		return nil, fmt.Errorf("%w: %s answered HTTP 400: %s", metrics.ErrBadQuery, s, s.quote(body))
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%s answered HTTP %d: %s", s, resp.StatusCode, snippet([]byte(textutil.Redact(string(body), s.cfg.BearerToken))))
+		return nil, fmt.Errorf("%s answered HTTP %d: %s", s, resp.StatusCode, s.quote(body))
 	}
 	var doc any
 	dec := json.NewDecoder(strings.NewReader(string(body)))
@@ -210,10 +210,8 @@ func (s *Source) QueryRange(context.Context, string, time.Time, time.Time, time.
 	return nil, fmt.Errorf("%w: metrics.http answers for one moment, not a range", metrics.ErrUnsupported)
 }
 
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strconv.Quote(s)
+// quote is an answer as errors quote it, without the token a server may
+// echo.
+func (s *Source) quote(body []byte) string {
+	return textutil.Excerpt([]byte(textutil.Redact(string(body), s.cfg.BearerToken)), 200)
 }

@@ -91,7 +91,7 @@ func (g *Grafana) Send(ctx context.Context, m notify.Message) error {
 			ID int64 `json:"id"`
 		}
 		if err := json.Unmarshal(resp, &out); err != nil || out.ID == 0 {
-			return fmt.Errorf("grafana answered without an annotation id: %s", textutil.Redact(textutil.Excerpt(resp, 200), g.token))
+			return fmt.Errorf("grafana answered without an annotation id: %s", textutil.Excerpt([]byte(textutil.Redact(string(resp), g.token)), 200))
 		}
 		if m.Kind == event.Started {
 			g.mu.Lock()
