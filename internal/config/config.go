@@ -397,19 +397,38 @@ func (m *Metrics) Language() string {
 	return LanguagePromQL
 }
 
+// Sources names the metric source sections the config sets (a valid one
+// sets exactly one).
+func (m *Metrics) Sources() []string {
+	return setNames([]named{
+		{"metrics.prometheus", m.Prometheus != nil}, {"metrics.embedded", m.Embedded != nil}, {"metrics.datadog", m.Datadog != nil},
+		{"metrics.command", m.Command != nil}, {"metrics.http", m.HTTP != nil},
+	})
+}
+
 // SourceField names the configured source's section, for messages.
 func (m *Metrics) SourceField() string {
-	switch {
-	case m.Datadog != nil:
-		return "metrics.datadog"
-	case m.Command != nil:
-		return "metrics.command"
-	case m.HTTP != nil:
-		return "metrics.http"
-	case m.Embedded != nil:
-		return "metrics.embedded"
+	if s := m.Sources(); len(s) > 0 {
+		return s[0]
 	}
 	return "metrics.prometheus"
+}
+
+// named is one optional section and whether it is set.
+type named struct {
+	name string
+	set  bool
+}
+
+// setNames lists the names of the sections that are set, in order.
+func setNames(all []named) []string {
+	var out []string
+	for _, n := range all {
+		if n.set {
+			out = append(out, n.name)
+		}
+	}
+	return out
 }
 
 // Datadog is Datadog's metrics query API (GET /api/v1/query).
@@ -486,22 +505,13 @@ type Prometheus struct {
 	TLS *TLS `yaml:"tls,omitempty"`
 }
 
-// SignIn names the sign-in the source uses ("sigv4", "google", "oauth2",
-// "bearer", "basic_auth"), or "" for none.
-func (p *Prometheus) SignIn() string {
-	switch {
-	case p.SigV4 != nil:
-		return "sigv4"
-	case p.Google != nil:
-		return "google"
-	case p.OAuth2 != nil:
-		return "oauth2"
-	case p.BearerTokenEnv != "" || p.BearerTokenFile != "":
-		return "bearer"
-	case p.BasicAuth != nil:
-		return "basic_auth"
-	}
-	return ""
+// SignIns names the sign-ins the source sets ("sigv4", "google",
+// "oauth2", "bearer_token", "basic_auth"; a valid one sets at most one).
+func (p *Prometheus) SignIns() []string {
+	return setNames([]named{
+		{"sigv4", p.SigV4 != nil}, {"google", p.Google != nil}, {"oauth2", p.OAuth2 != nil},
+		{"bearer_token", p.BearerTokenEnv != "" || p.BearerTokenFile != ""}, {"basic_auth", p.BasicAuth != nil},
+	})
 }
 
 // SigV4 is AWS request signing. Credentials come from the standard AWS

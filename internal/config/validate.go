@@ -381,18 +381,7 @@ func (c *Config) validateMetrics(bad badFunc) (selectorOK bool) {
 	if b := m.QueryBudget; b != nil && (*b < 0 || math.IsNaN(*b) || math.IsInf(*b, 0)) {
 		bad("metrics.query_budget", "must be a number of queries a second, 0 or more (0: look every phases.interval only)")
 	}
-	var sources []string
-	for _, src := range []struct {
-		name string
-		set  bool
-	}{
-		{"metrics.prometheus", m.Prometheus != nil}, {"metrics.embedded", m.Embedded != nil}, {"metrics.datadog", m.Datadog != nil},
-		{"metrics.command", m.Command != nil}, {"metrics.http", m.HTTP != nil},
-	} {
-		if src.set {
-			sources = append(sources, src.name)
-		}
-	}
+	sources := m.Sources()
 	switch {
 	case len(sources) > 1:
 		bad(sources[1], "choose one metric source: %s are both set", strings.Join(sources, " and "))
@@ -657,18 +646,7 @@ func (c *Config) validateCheck(i int, names map[string]bool, checkQueries bool, 
 // at Start.
 func validateSignIn(pr *Prometheus, bad badFunc) {
 	const at = "metrics.prometheus."
-	var ways []string
-	for _, w := range []struct {
-		name string
-		set  bool
-	}{
-		{"sigv4", pr.SigV4 != nil}, {"google", pr.Google != nil}, {"oauth2", pr.OAuth2 != nil},
-		{"a bearer token", pr.BearerTokenEnv != "" || pr.BearerTokenFile != ""}, {"basic_auth", pr.BasicAuth != nil},
-	} {
-		if w.set {
-			ways = append(ways, w.name)
-		}
-	}
+	ways := pr.SignIns()
 	if len(ways) > 1 && slices.ContainsFunc(ways[:2], func(w string) bool { return w == "sigv4" || w == "google" || w == "oauth2" }) {
 		// (a bearer token with basic_auth is reported on its own)
 		bad(at+ways[0], "choose one sign-in: %s are both set", strings.Join(ways, " and "))

@@ -102,7 +102,7 @@ func Source(ctx context.Context, cfg *config.Config, env func(string) (string, b
 	if err != nil {
 		return nil, configErrorf("metrics.prometheus: %v", err)
 	}
-	if p.SignIn() != "" || p.TLS != nil {
+	if len(p.SignIns()) > 0 || p.TLS != nil {
 		if err := c.Probe(ctx); errors.Is(err, metrics.ErrSignIn) {
 			return nil, configErrorf("metrics.prometheus: %v", err)
 		} else if err != nil {
