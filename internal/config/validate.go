@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/itchyny/gojq"
-
 	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/jq"
 	"github.com/deploywatch/deploywatch/internal/metrics"
 	"github.com/deploywatch/deploywatch/internal/promql"
 )
@@ -131,7 +130,7 @@ func (c *Config) validateVerify(bad badFunc) {
 	if v.Smoke != "" && v.BaseURL == "" {
 		bad("verify.smoke", "set verify.base_url for the suite's requests")
 	}
-	if _, err := gojq.Parse(v.VersionField); err != nil {
+	if _, err := jq.Compile(v.VersionField); err != nil {
 		bad("verify.version_field", "jq %q: %v", v.VersionField, err)
 	}
 	if v.Settle < 0 {
@@ -807,11 +806,7 @@ func (c *Config) validateHTTPSource(bad badFunc) {
 			}
 			continue
 		}
-		q, err := gojq.Parse(f.expr)
-		if err == nil {
-			_, err = gojq.Compile(q)
-		}
-		if err != nil {
+		if _, err := jq.Compile(f.expr); err != nil {
 			bad(at+f.name, "jq %q: %v", f.expr, err)
 		}
 	}

@@ -18,8 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/itchyny/gojq"
-
+	"github.com/deploywatch/deploywatch/internal/jq"
 	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
@@ -353,7 +352,7 @@ func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
 		return
 	}
 	for i, code := range c.jq {
-		got, err := runJQ(ctx, code, doc)
+		got, _, err := jq.First(ctx, code, doc)
 		switch {
 		case err != nil:
 			fail("jq %s: %v", c.Expect.JQ[i], err)
@@ -362,7 +361,7 @@ func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
 		}
 	}
 	for name, code := range c.capture {
-		got, err := runJQ(ctx, code, doc)
+		got, _, err := jq.First(ctx, code, doc)
 		if err != nil || got == nil {
 			fail("capture %s (%s): got %s", name, c.Capture[name], jsonText(got))
 			continue
@@ -375,28 +374,6 @@ func (r *run) attempt(ctx context.Context, c *Check, res *Result) {
 		r.vars[name] = v
 		r.mu.Unlock()
 	}
-}
-
-// JQBudget bounds one jq evaluation: a program that loops or builds
-// without end ([range(1e9)], repeat) is stopped, and its memory with it.
-const JQBudget = time.Second
-
-// runJQ returns the first value the program yields, within JQBudget.
-func runJQ(ctx context.Context, code *gojq.Code, doc any) (any, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, JQBudget, fmt.Errorf("the jq program ran longer than %s", JQBudget))
-	defer cancel()
-	iter := code.RunWithContext(ctx, doc)
-	v, ok := iter.Next()
-	if !ok {
-		return nil, nil
-	}
-	if err, isErr := v.(error); isErr {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		return nil, err
-	}
-	return v, nil
 }
 
 func redirectNote(resp *http.Response) string {

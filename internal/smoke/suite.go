@@ -16,6 +16,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/jq"
 )
 
 // Suite is a smoke test file.
@@ -174,7 +175,7 @@ func (s *Suite) validate() {
 			}
 		}
 		for k, expr := range c.Expect.JQ {
-			code, err := compileJQ(expr)
+			code, err := jq.Compile(expr)
 			if err != nil {
 				bad(fmt.Sprintf("checks[%d].expect.jq[%d]", i, k), "jq %q: %v", expr, err)
 				continue
@@ -183,7 +184,7 @@ func (s *Suite) validate() {
 		}
 		c.capture = map[string]*gojq.Code{}
 		for v, expr := range c.Capture {
-			code, err := compileJQ(expr)
+			code, err := jq.Compile(expr)
 			if err != nil {
 				bad(at("capture."+v), "jq %q: %v", expr, err)
 				continue
@@ -271,14 +272,6 @@ func (s *Suite) cycle() string {
 		}
 	}
 	return ""
-}
-
-func compileJQ(expr string) (*gojq.Code, error) {
-	q, err := gojq.Parse(expr)
-	if err != nil {
-		return nil, err
-	}
-	return gojq.Compile(q)
 }
 
 func mapValues(m map[string]string) []string {

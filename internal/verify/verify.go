@@ -23,9 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/itchyny/gojq"
-
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/jq"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/smoke"
 	"github.com/deploywatch/deploywatch/internal/textutil"
@@ -286,7 +285,7 @@ func (c *Checklist) version(ctx context.Context, d watch.Deploy) watch.VerifyIte
 	case d.Version == "":
 		return skipped("version", "no --version to compare with")
 	}
-	q, err := gojq.Parse(c.v.VersionField)
+	prog, err := jq.Compile(c.v.VersionField)
 	if err != nil {
 		return failed("version", "version_field %q: %v", c.v.VersionField, err)
 	}
@@ -303,7 +302,11 @@ func (c *Checklist) version(ctx context.Context, d watch.Deploy) watch.VerifyIte
 			item = failed("version", "GET %s is not JSON: %s", u, snippet(body))
 			return false
 		}
-		v, _ := q.Run(doc).Next()
+		v, _, err := jq.First(ctx, prog, doc)
+		if err != nil {
+			item = failed("version", "version_field %q: %v", c.v.VersionField, err)
+			return false
+		}
 		got, ok := v.(string)
 		if !ok {
 			b, _ := json.Marshal(v)

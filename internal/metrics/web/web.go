@@ -23,16 +23,13 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/deploywatch/deploywatch/internal/jq"
 	"github.com/deploywatch/deploywatch/internal/metrics"
 	"github.com/deploywatch/deploywatch/internal/textutil"
 )
 
 // maxBody bounds how much of an answer is read.
 const maxBody = 4 << 20
-
-// jqBudget bounds one jq evaluation: a program that loops or builds
-// without end is stopped, and its memory with it.
-const jqBudget = time.Second
 
 // Config is where to ask and how to read the answer.
 type Config struct {
@@ -67,23 +64,15 @@ func New(cfg Config) (*Source, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	s := &Source{cfg: cfg, base: u, http: &http.Client{Transport: cfg.Transport}}
-	if s.value, err = compile(cfg.Value); err != nil {
+	if s.value, err = jq.Compile(cfg.Value); err != nil {
 		return nil, fmt.Errorf("metrics.http.value: %w", err)
 	}
 	if cfg.Samples != "" {
-		if s.samples, err = compile(cfg.Samples); err != nil {
+		if s.samples, err = jq.Compile(cfg.Samples); err != nil {
 			return nil, fmt.Errorf("metrics.http.samples: %w", err)
 		}
 	}
 	return s, nil
-}
-
-func compile(expr string) (*gojq.Code, error) {
-	q, err := gojq.Parse(expr)
-	if err != nil {
-		return nil, err
-	}
-	return gojq.Compile(q)
 }
 
 // String names the source without its query string.
@@ -168,19 +157,12 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 // run evaluates a compiled expression: its first output, a number (or a
 // numeric string such as "NaN"), or null for no data.
 func (s *Source) run(ctx context.Context, code *gojq.Code, doc any) (*float64, bool, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, jqBudget, fmt.Errorf("the jq program ran longer than %s", jqBudget))
-	defer cancel()
-	var err error
-	iter := code.RunWithContext(ctx, doc)
-	out, ok := iter.Next()
-	if !ok {
+	out, ok, err := jq.First(ctx, code, doc)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case !ok:
 		return nil, true, nil // no output: no data
-	}
-	if e, isErr := out.(error); isErr {
-		if ctx.Err() != nil {
-			return nil, false, context.Cause(ctx)
-		}
-		return nil, false, e
 	}
 	var v float64
 	switch x := out.(type) {
