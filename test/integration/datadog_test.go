@@ -1,11 +1,7 @@
 package integration
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +9,6 @@ import (
 	"github.com/deploywatch/deploywatch/internal/cli"
 	"github.com/deploywatch/deploywatch/internal/testenv"
 	"github.com/deploywatch/deploywatch/internal/testsvc"
-	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
 // TestDatadogWatch: the watch reads Datadog's APM metrics from a loopback
@@ -49,7 +44,6 @@ func TestDatadogWatch(t *testing.T) {
 				dd.Limit(c.limit, 2*time.Second)
 			}
 			dir := t.TempDir()
-			cfg := filepath.Join(dir, "deploywatch.yaml")
 			text := fmt.Sprintf(`service: api
 environment: staging
 target:
@@ -70,27 +64,12 @@ phases:
   monitor: 30s
   interval: 2s
 `, svc.Addr, dd.URL)
-			if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			reportPath := filepath.Join(dir, "report.json")
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
 			out := &syncBuffer{}
-			env := map[string]string{"DD_API_KEY": apiKey, "DD_APP_KEY": appKey}
-			code := cli.Run(ctx, []string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, out, out,
-				cli.WithEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
-			if code != c.wantCode {
-				t.Fatalf("exit %d, want %d\n%s", code, c.wantCode, out)
+			res := runConfig(t, dir, text, map[string]string{"DD_API_KEY": apiKey, "DD_APP_KEY": appKey}, out)
+			if res.code != c.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", res.code, c.wantCode, out)
 			}
-			data, err := os.ReadFile(reportPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r watch.Report
-			if err := json.Unmarshal(data, &r); err != nil {
-				t.Fatal(err)
-			}
+			r := res.report
 			cur, deploys, rollbacks := svc.Current()
 			if c.wantRoll {
 				if deploys != 1 || rollbacks != 1 || cur.Version != "v1" || r.Rollback == nil || !r.Rollback.OK {
@@ -102,7 +81,7 @@ phases:
 			} else if rollbacks != 0 {
 				t.Fatalf("a good release was rolled back: %s", r.Reason)
 			}
-			er, p99 := findReportCheck(&r, "error_rate"), findReportCheck(&r, "latency_p99")
+			er, p99 := findReportCheck(r, "error_rate"), findReportCheck(r, "latency_p99")
 			if er == nil || er.Samples == nil || *er.Samples < 100 || er.Baseline == nil {
 				t.Errorf("error_rate %+v: want counts of requests and a baseline", er)
 			}

@@ -455,27 +455,14 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("a rollback retried after a network error does not flip back", func(t *testing.T) {
 		t.Parallel()
-		ns := c.namespace(t)
-		c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-		c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
-		waitFor(t, "revision 2", 30*time.Second, func() bool { return c.get(t, ns, "api").Annotations["deployment.kubernetes.io/revision"] == "2" })
+		ns := badRevisionTwo(t, c)
 		// A proxy that lets the first PATCH reach the API server, then drops
 		// the connection before the answer: the client sees a network error
 		// although the rollback happened.
 		proxy, dropped := droppingProxy(t, c.rc)
 		rc := rest.CopyConfig(c.rc)
 		rc.Host, rc.TLSClientConfig = proxy, rest.TLSClientConfig{}
-		target, err := kube.New(context.Background(), rc, config.KubernetesTarget{Namespace: ns, Deployment: "api", GitOps: config.GitOpsRespect, RestartLimit: 2, NotReadyGrace: config.Duration(time.Minute)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer target.Close()
-		d := watch.Deploy{Service: "api", Version: "v2", StartedAt: time.Now()}
-		pinned, err := target.Current(context.Background(), d, true)
-		if err != nil || pinned != "1" {
-			t.Fatalf("pinned %q, %v", pinned, err)
-		}
-		d.PreviousVersion = pinned
+		target, d := pinnedTarget(t, rc, ns)
 		out, err := target.Rollback(context.Background(), d)
 		if err != nil {
 			t.Fatalf("rollback: %v", err)
@@ -500,10 +487,7 @@ func TestKubernetes(t *testing.T) {
 // template back.
 func TestRollbackThroughAPIServerFaults(t *testing.T) {
 	c := kubeCluster(t)
-	ns := c.namespace(t)
-	c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
-	c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
-	waitFor(t, "revision 2", 30*time.Second, func() bool { return c.get(t, ns, "api").Annotations["deployment.kubernetes.io/revision"] == "2" })
+	ns := badRevisionTwo(t, c)
 	up, err := url.Parse(c.rc.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -511,17 +495,7 @@ func TestRollbackThroughAPIServerFaults(t *testing.T) {
 	proxy := testenv.StartFaultProxy(t, up.Host)
 	rc := rest.CopyConfig(c.rc)
 	rc.Host = "https://" + proxy.Addr
-	target, err := kube.New(context.Background(), rc, config.KubernetesTarget{Namespace: ns, Deployment: "api", GitOps: config.GitOpsRespect, RestartLimit: 2, NotReadyGrace: config.Duration(time.Minute)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	d := watch.Deploy{Service: "api", Version: "v2", StartedAt: time.Now()}
-	pinned, err := target.Current(context.Background(), d, true)
-	if err != nil || pinned != "1" {
-		t.Fatalf("pinned %q, %v", pinned, err)
-	}
-	d.PreviousVersion = pinned
+	target, d := pinnedTarget(t, rc, ns)
 	// The fault's schedule: the open connections reset, then nothing gets
 	// through for 10 s.
 	proxy.Reset()
@@ -587,6 +561,35 @@ current-context: c
 		t.Fatal(err)
 	}
 	return path
+}
+
+// badRevisionTwo is a namespace with a Deployment api whose revision 2
+// (a crash loop) replaced revision 1.
+func badRevisionTwo(t *testing.T, c *cluster) string {
+	t.Helper()
+	ns := c.namespace(t)
+	c.deployment(t, ns, "api", "deploywatch.test/api:v1", nil)
+	c.setImage(t, ns, "api", "deploywatch.test/api:crashloop")
+	waitFor(t, "revision 2", 30*time.Second, func() bool { return c.get(t, ns, "api").Annotations["deployment.kubernetes.io/revision"] == "2" })
+	return ns
+}
+
+// pinnedTarget is the Kubernetes target of api in ns through rc, with
+// revision 1 pinned as a watch's Start pins it, and the deploy it judges.
+func pinnedTarget(t *testing.T, rc *rest.Config, ns string) (*kube.Target, watch.Deploy) {
+	t.Helper()
+	target, err := kube.New(context.Background(), rc, config.KubernetesTarget{Namespace: ns, Deployment: "api", GitOps: config.GitOpsRespect, RestartLimit: 2, NotReadyGrace: config.Duration(time.Minute)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(target.Close)
+	d := watch.Deploy{Service: "api", Version: "v2", StartedAt: time.Now()}
+	pinned, err := target.Current(context.Background(), d, true)
+	if err != nil || pinned != "1" {
+		t.Fatalf("pinned %q, %v", pinned, err)
+	}
+	d.PreviousVersion = pinned
+	return target, d
 }
 
 // droppingProxy forwards plain HTTP to the API server, and closes the

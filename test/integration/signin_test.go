@@ -1,14 +1,11 @@
 package integration
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +16,6 @@ import (
 	"github.com/deploywatch/deploywatch/internal/cli"
 	"github.com/deploywatch/deploywatch/internal/testenv"
 	"github.com/deploywatch/deploywatch/internal/testsvc"
-	"github.com/deploywatch/deploywatch/internal/watch"
 )
 
 // guarded puts a real Prometheus behind a proxy that lets a request
@@ -44,30 +40,13 @@ func guarded(t *testing.T, promURL string, check func(*http.Request) error) (add
 	return srv.URL, passed, refused
 }
 
-// watchSignedIn runs the config's watch of a bad release with env as the
-// process's secrets and returns the exit code, the report and the output.
-func watchSignedIn(t *testing.T, e *env, promURL, signIn string, env map[string]string) (int, *watch.Report, string) {
+// watchSignedIn runs the config's watch of the staged release through
+// promURL, signing in as signIn says, with secrets as the CLI's
+// environment (nil: the process's).
+func watchSignedIn(t *testing.T, e *env, promURL, signIn string, secrets map[string]string) result {
 	t.Helper()
-	text := strings.Replace(configFor(e.svc.Addr, promURL, ""), "    url: "+promURL+"\n", "    url: "+promURL+"\n"+signIn, 1)
-	cfg := filepath.Join(e.dir, "deploywatch.yaml")
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reportPath := filepath.Join(e.dir, "report.json")
-	_ = os.Remove(reportPath)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out := &syncBuffer{}
-	code := cli.Run(ctx, []string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, out, out,
-		cli.WithEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
-	var r *watch.Report
-	if data, err := os.ReadFile(reportPath); err == nil {
-		r = &watch.Report{}
-		if err := json.Unmarshal(data, r); err != nil {
-			t.Fatalf("report: %v", err)
-		}
-	}
-	return code, r, out.String()
+	e.promURL, e.promSettings, e.secrets = promURL, signIn, secrets
+	return e.run(t, "")
 }
 
 // TestSigV4WatchOfABadRelease: a real Prometheus behind a proxy that
@@ -95,7 +74,8 @@ func TestSigV4WatchOfABadRelease(t *testing.T) {
 	signIn := "    sigv4: {region: eu-west-1}\n"
 	e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.3, Latency: 1})
 
-	code, _, out := watchSignedIn(t, e, promURL, signIn, nil)
+	r := watchSignedIn(t, e, promURL, signIn, nil)
+	code, out := r.code, r.out
 	if code != cli.ExitUsage || !strings.Contains(out, "metrics.prometheus") || !strings.Contains(out, "SignatureDoesNotMatch") {
 		t.Fatalf("a wrong secret: exit %d, want 2 naming the source and the refusal\n%s", code, out)
 	}
@@ -108,8 +88,9 @@ func TestSigV4WatchOfABadRelease(t *testing.T) {
 
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 	before := refused.Load()
-	code, r, out := watchSignedIn(t, e, promURL, signIn, nil)
-	if code != cli.ExitFailed || r == nil || r.Rollback == nil || !r.Rollback.OK {
+	r = watchSignedIn(t, e, promURL, signIn, nil)
+	code, out = r.code, r.out
+	if code != cli.ExitFailed || r.report == nil || r.report.Rollback == nil || !r.report.Rollback.OK {
 		t.Fatalf("exit %d, want 1 with the release rolled back\n%s", code, out)
 	}
 	if cur, deploys, rollbacks := e.svc.Current(); deploys != 1 || rollbacks != 1 || cur.Version != "v1" {
@@ -118,7 +99,7 @@ func TestSigV4WatchOfABadRelease(t *testing.T) {
 	if passed.Load() < 5 || refused.Load() != before {
 		t.Errorf("%d signed queries passed and %d more were refused: want every query signed", passed.Load(), refused.Load()-before)
 	}
-	t.Logf("%d signed queries; %s", passed.Load(), r.Reason)
+	t.Logf("%d signed queries; %s", passed.Load(), r.report.Reason)
 }
 
 // TestOAuth2WatchOfABadRelease: the same behind an OAuth2 resource server
@@ -163,15 +144,17 @@ func TestOAuth2WatchOfABadRelease(t *testing.T) {
 	signIn := fmt.Sprintf("    oauth2: {token_url: %q, client_id: deploywatch, client_secret_env: DW_OAUTH2_SECRET}\n", tokens.URL+"/token")
 	e.svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.3, Latency: 1})
 
-	code, _, out := watchSignedIn(t, e, promURL, signIn, map[string]string{"DW_OAUTH2_SECRET": "wrong"})
+	r := watchSignedIn(t, e, promURL, signIn, map[string]string{"DW_OAUTH2_SECRET": "wrong"})
+	code, out := r.code, r.out
 	if code != cli.ExitUsage || !strings.Contains(out, "metrics.prometheus.oauth2: getting a token: the token endpoint answered HTTP 401: invalid_client") {
 		t.Fatalf("a wrong secret: exit %d, want 2 naming the refusal\n%s", code, out)
 	}
 	if _, deploys, _ := e.svc.Current(); deploys != 0 {
 		t.Fatalf("the deploy ran %d times after the sign-in failed", deploys)
 	}
-	code, r, out := watchSignedIn(t, e, promURL, signIn, map[string]string{"DW_OAUTH2_SECRET": clientSecret})
-	if code != cli.ExitFailed || r == nil || r.Rollback == nil || !r.Rollback.OK {
+	r = watchSignedIn(t, e, promURL, signIn, map[string]string{"DW_OAUTH2_SECRET": clientSecret})
+	code, out = r.code, r.out
+	if code != cli.ExitFailed || r.report == nil || r.report.Rollback == nil || !r.report.Rollback.OK {
 		t.Fatalf("exit %d, want 1 with the release rolled back\n%s", code, out)
 	}
 	if refused.Load() != 0 || passed.Load() < 5 {
@@ -185,5 +168,5 @@ func TestOAuth2WatchOfABadRelease(t *testing.T) {
 	if strings.Contains(out, clientSecret) {
 		t.Error("the output shows the secret")
 	}
-	t.Logf("%d queries with %d tokens; %s", passed.Load(), grants, r.Reason)
+	t.Logf("%d queries with %d tokens; %s", passed.Load(), grants, r.report.Reason)
 }

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,6 +57,8 @@ type env struct {
 	// promURL, when set, replaces Prometheus's address (a proxy in front
 	// of it); promSettings are added to metrics.prometheus.
 	promURL, promSettings string
+	// secrets, when set, are the CLI's whole environment.
+	secrets map[string]string
 }
 
 func newEnv(t testing.TB, initial testsvc.Profile, rps float64, history time.Duration) *env {
@@ -105,7 +108,6 @@ func (e *env) run(t testing.TB, extra string, args ...string) result {
 // runTo is run with the output written to out as it comes.
 func (e *env) runTo(t testing.TB, out *syncBuffer, extra string, args ...string) result {
 	t.Helper()
-	cfg := filepath.Join(e.dir, "deploywatch.yaml")
 	promURL := cmp.Or(e.promURL, e.prom.URL)
 	text := configFor(e.svc.Addr, promURL, extra)
 	if e.promSettings != "" {
@@ -114,17 +116,34 @@ func (e *env) runTo(t testing.TB, out *syncBuffer, extra string, args ...string)
 	if e.monitor != "" {
 		text = strings.Replace(text, "monitor: 40s", "monitor: "+e.monitor, 1)
 	}
+	return runConfig(t, e.dir, text, e.secrets, out, args...)
+}
+
+// runConfig writes the config text into dir and runs `run --version v2`
+// of it in process, bounded by 3 minutes, with secrets as its whole
+// environment (nil: the process's). The report is read back; a run that
+// stopped on a config error (exit 2) has none.
+func runConfig(t testing.TB, dir, text string, secrets map[string]string, out *syncBuffer, args ...string) result {
+	t.Helper()
+	cfg := filepath.Join(dir, "deploywatch.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reportPath := filepath.Join(e.dir, "report.json")
+	reportPath := filepath.Join(dir, "report.json")
 	_ = os.Remove(reportPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	var opts []cli.Option
+	if secrets != nil {
+		opts = append(opts, cli.WithEnv(func(k string) (string, bool) { v, ok := secrets[k]; return v, ok }))
+	}
 	argv := append([]string{"run", "-f", cfg, "--version", "v2", "--report", reportPath}, args...)
-	code := cli.Run(ctx, argv, out, out)
+	code := cli.Run(ctx, argv, out, out, opts...)
 	r := result{code: code, out: out.String()}
 	data, err := os.ReadFile(reportPath)
+	if code == cli.ExitUsage && errors.Is(err, os.ErrNotExist) {
+		return r
+	}
 	if err != nil {
 		t.Fatalf("exit %d, no report: %v\n%s", code, err, out.String())
 	}
