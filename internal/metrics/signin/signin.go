@@ -48,10 +48,10 @@ type Options struct {
 	// Resolve makes the config's file paths usable (relative to the config
 	// file). Default: the paths as written.
 	Resolve func(string) string
-	// Field names the config block in errors. Default
-	// "metrics.prometheus".
-	Field string
 }
+
+// field is the config block errors name.
+const field = "metrics.prometheus"
 
 // Transport builds the transport o describes on top of http's default one,
 // and fetches the first credentials. The context bounds that fetch only.
@@ -59,14 +59,11 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 	if o.Resolve == nil {
 		o.Resolve = func(p string) string { return p }
 	}
-	if o.Field == "" {
-		o.Field = "metrics.prometheus"
-	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	if o.TLS != nil {
 		tc, err := tlsConfig(o.TLS, o.Resolve)
 		if err != nil {
-			return nil, fmt.Errorf("%s.tls: %w", o.Field, err)
+			return nil, fmt.Errorf("%s.tls: %w", field, err)
 		}
 		base.TLSClientConfig = tc
 	}
@@ -81,15 +78,15 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 			Region: o.SigV4.Region, RoleARN: o.SigV4.RoleARN, Profile: o.SigV4.Profile, ServiceName: o.SigV4.Service,
 		}, base, sigv4.WithContext(ctx))
 		if err != nil {
-			return nil, fmt.Errorf("%s.sigv4: %w", o.Field, err)
+			return nil, fmt.Errorf("%s.sigv4: %w", field, err)
 		}
-		return &credentialErrors{next: rt, field: o.Field + ".sigv4"}, nil
+		return &credentialErrors{next: rt, field: field + ".sigv4"}, nil
 	case o.Google != nil:
 		ts, err := googleTokens(ctx, tokenCtx, o.Google, o.Resolve)
 		if err != nil {
-			return nil, fmt.Errorf("%s.google: %w", o.Field, err)
+			return nil, fmt.Errorf("%s.google: %w", field, err)
 		}
-		return withTokens(ctx, ts, base, o.Field+".google")
+		return withTokens(ctx, ts, base, field+".google")
 	case o.OAuth2 != nil:
 		cc := &clientcredentials.Config{
 			ClientID: o.OAuth2.ClientID, ClientSecret: o.OAuth2ClientSecret,
@@ -101,14 +98,14 @@ func Transport(ctx context.Context, o Options) (http.RoundTripper, error) {
 				cc.EndpointParams[k] = []string{v}
 			}
 		}
-		return withTokens(ctx, cc.TokenSource(tokenCtx), base, o.Field+".oauth2", o.OAuth2ClientSecret)
+		return withTokens(ctx, cc.TokenSource(tokenCtx), base, field+".oauth2", o.OAuth2ClientSecret)
 	}
 	return base, nil
 }
 
 // withTokens fetches the first token (bounded by ctx) and returns a
 // transport that sends it, refreshed before it expires.
-func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripper, field string, secrets ...string) (http.RoundTripper, error) {
+func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripper, block string, secrets ...string) (http.RoundTripper, error) {
 	ts = oauth2.ReuseTokenSource(nil, ts)
 	type result struct {
 		tok *oauth2.Token
@@ -121,16 +118,16 @@ func withTokens(ctx context.Context, ts oauth2.TokenSource, base http.RoundTripp
 	}()
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: getting a token: %w", field, context.Cause(ctx))
+		return nil, fmt.Errorf("%s: getting a token: %w", block, context.Cause(ctx))
 	case r := <-done:
 		if r.err != nil {
-			return nil, fmt.Errorf("%s: getting a token: %w", field, tokenError(r.err, secrets...))
+			return nil, fmt.Errorf("%s: getting a token: %w", block, tokenError(r.err, secrets...))
 		}
 		if r.tok.AccessToken == "" {
-			return nil, fmt.Errorf("%s: the token endpoint gave an empty token", field)
+			return nil, fmt.Errorf("%s: the token endpoint gave an empty token", block)
 		}
 	}
-	return &scrubbing{next: &oauth2.Transport{Source: ts, Base: base}, field: field, secrets: secrets}, nil
+	return &scrubbing{next: &oauth2.Transport{Source: ts, Base: base}, field: block, secrets: secrets}, nil
 }
 
 // tokenTimeout bounds one request to a token endpoint.
