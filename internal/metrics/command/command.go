@@ -45,7 +45,12 @@ type Config struct {
 }
 
 // Source runs the command. It is safe for concurrent use.
-type Source struct{ cfg Config }
+type Source struct {
+	cfg Config
+	// line is the shell's command line: Run, and the query as "$@" unless
+	// Run uses it itself.
+	line string
+}
 
 // New returns a source.
 func New(cfg Config) (*Source, error) {
@@ -58,7 +63,11 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &Source{cfg: cfg}, nil
+	s := &Source{cfg: cfg, line: cfg.Run}
+	if !usesQuery(cfg.Run) {
+		s.line += ` "$@"`
+	}
+	return s, nil
 }
 
 // String names the source.
@@ -69,14 +78,8 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("metrics.command ran longer than %s", s.cfg.Timeout))
 	defer cancel()
 	// The query is an argument ($1), never part of the command line: no
-	// value in it can reach the shell as code. A line that does not use it
-	// itself ($1, $@, $*, $DEPLOYWATCH_QUERY) gets it appended, so that
-	// "run: ./metric.sh" is given the query as its argument.
-	line := s.cfg.Run
-	if !usesQuery(line) {
-		line += ` "$@"`
-	}
-	cmd := exec.CommandContext(ctx, s.cfg.Shell, "-c", line, "deploywatch-query", expr)
+	// value in it can reach the shell as code.
+	cmd := exec.CommandContext(ctx, s.cfg.Shell, "-c", s.line, "deploywatch-query", expr)
 	cmd.Dir = s.cfg.Dir
 	cmd.Env = append(os.Environ(), "DEPLOYWATCH_QUERY="+expr, "DEPLOYWATCH_TIME="+at.UTC().Format(time.RFC3339Nano))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -112,7 +115,9 @@ func (s *Source) Query(ctx context.Context, expr string, at time.Time) (metrics.
 	return metrics.Vector{{Labels: metrics.Labels{}, Value: v, Time: at, Count: n}}, nil
 }
 
-// usesQuery reports whether a command line refers to the query itself.
+// usesQuery reports whether a command line refers to the query itself
+// ($1, $@, $*, $DEPLOYWATCH_QUERY); one that does not gets it appended, so
+// that "run: ./metric.sh" is given the query as its argument.
 func usesQuery(line string) bool {
 	for _, ref := range []string{"$1", "${1", "$@", "${@", "$*", "${*", "DEPLOYWATCH_QUERY"} {
 		if strings.Contains(line, ref) {
