@@ -117,11 +117,9 @@ func measureRate(d design, rate float64, dur time.Duration) result {
 	close(due)
 	wg.Wait()
 	took := time.Since(begin)
-	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	pct := func(p float64) time.Duration {
-		return lats[min(len(lats)-1, int(p*float64(len(lats))))].Round(10 * time.Microsecond)
-	}
-	return result{rps: float64(n) / took.Seconds(), p50: pct(0.5), p99: pct(0.99), max: lats[n-1].Round(time.Millisecond), errors: errs.Load()}
+	r := summarise(lats, took)
+	r.errors = errs.Load()
+	return r
 }
 
 type design struct {
@@ -219,9 +217,14 @@ func measure(d design, conc int, dur time.Duration) result {
 		})
 	}
 	wg.Wait()
+	return summarise(lats, dur)
+}
+
+// summarise is the rate and the latency percentiles of lats over took.
+func summarise(lats []time.Duration, took time.Duration) result {
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	pct := func(p float64) time.Duration {
 		return lats[min(len(lats)-1, int(p*float64(len(lats))))].Round(10 * time.Microsecond)
 	}
-	return result{rps: float64(len(lats)) / dur.Seconds(), p50: pct(0.5), p99: pct(0.99), max: lats[len(lats)-1].Round(time.Millisecond)}
+	return result{rps: float64(len(lats)) / took.Seconds(), p50: pct(0.5), p99: pct(0.99), max: lats[len(lats)-1].Round(time.Millisecond)}
 }
