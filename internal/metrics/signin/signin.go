@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/sigv4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -158,9 +159,11 @@ func (s *scrubbing) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // credentialErrors marks a failure to get AWS credentials (a refused
-// AssumeRole, an expired profile) as a sign-in error: the SigV4 library
-// assumes the role at the first request, not when it is built, and its
-// error would otherwise read as a network failure.
+// AssumeRole or web identity, an expired SSO session) as a sign-in error:
+// the SigV4 library assumes the role at the first request, not when it is
+// built, and its error would otherwise read as a network failure. Such a
+// failure is an AWS API operation's (STS, SSO), which the request to the
+// workspace itself never is.
 type credentialErrors struct {
 	next  http.RoundTripper
 	field string
@@ -168,7 +171,8 @@ type credentialErrors struct {
 
 func (c *credentialErrors) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := c.next.RoundTrip(r)
-	if err != nil && (strings.Contains(err.Error(), "failed to refresh cached credentials") || strings.Contains(err.Error(), "operation error STS")) {
+	var op *smithy.OperationError
+	if errors.As(err, &op) {
 		return nil, fmt.Errorf("%w: %s: getting AWS credentials: %w", metrics.ErrSignIn, c.field, err)
 	}
 	return resp, err
