@@ -105,9 +105,9 @@ func TestResumeAgainstRealPrometheus(t *testing.T) {
 		e := newEnv(t, healthy, 50, 20*time.Second)
 		e.svc.Stage(bad)
 		p, _, state, report := start(t, e, "")
-		// The first monitor tick: 5% errors need two failing looks, so the
-		// watch has measured but not decided.
-		p.waitEvent(t, 90*time.Second, `"event":"measured"`, `"phase":"monitor"`)
+		// Killed as the monitor begins: the sequential judge can decide 5%
+		// at its first look, so a kill after a look may come too late.
+		p.waitEvent(t, 90*time.Second, `"event":"phase_started"`, `"phase":"monitor"`)
 		p.kill(t)
 		saved := readReport(t, report)
 		if saved.Verdict != watch.InProgress || saved.Phases[len(saved.Phases)-1].Name != watch.PhaseMonitor {
