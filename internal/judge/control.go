@@ -40,7 +40,7 @@ func AgainstControl(obs, ctrl Counts, minTotal float64, line float64, t Threshol
 	shareNew := c * obs.Total / (ctrl.Total + c*obs.Total)
 	seen := fmt.Sprintf("the control group: %s of %.0f requests over the same time", pct(ctrlBad/ctrl.Total), ctrl.Total)
 	if binomialAtLeast(bad, bad+ctrlBad, shareNew) <= t.fixedLevel() {
-		return ControlBlames, seen + ", significantly better (compared side by side)"
+		return ControlBlames, seen + ", significantly better (compared with the control group)"
 	}
 	if binomialAtLeast(ctrlBad, ctrl.Total, line) <= t.alpha() {
 		return ControlShared, seen + ": beyond the line too, so a shared cause (a dependency, the traffic), not this release"

@@ -61,30 +61,38 @@ func PrometheusBinary() (string, bool) {
 // "api" every scrape interval, and stops it when the test ends.
 func StartPrometheus(tb testing.TB, scrape time.Duration, targets ...string) *Prometheus {
 	tb.Helper()
+	quoted := make([]string, len(targets))
+	for i, t := range targets {
+		quoted[i] = fmt.Sprintf("%q", t)
+	}
+	return StartPrometheusWith(tb, scrape, len(targets), fmt.Sprintf(`  - job_name: api
+    static_configs:
+      - targets: [%s]
+`, strings.Join(quoted, ", ")))
+}
+
+// StartPrometheusWith starts a Prometheus with the given scrape_configs
+// entries (YAML list items, indented by two spaces), such as a service
+// discovery, expecting targets targets once they are found.
+func StartPrometheusWith(tb testing.TB, scrape time.Duration, targets int, scrapeConfigs string) *Prometheus {
+	tb.Helper()
 	bin, ok := PrometheusBinary()
 	if !ok {
 		Missing(tb, "prometheus", "Debian package prometheus")
 	}
 	dir := tb.TempDir()
-	quoted := make([]string, len(targets))
-	for i, t := range targets {
-		quoted[i] = fmt.Sprintf("%q", t)
-	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: %s
   scrape_timeout: %s
   evaluation_interval: %s
 scrape_configs:
-  - job_name: api
-    static_configs:
-      - targets: [%s]
-`, scrape, scrape, scrape, strings.Join(quoted, ", "))
+%s`, scrape, scrape, scrape, scrapeConfigs)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	addr := FreeAddr(tb)
-	p := &Prometheus{URL: "http://" + addr, scrape: scrape, targets: len(targets), dir: dir, args: []string{bin,
+	p := &Prometheus{URL: "http://" + addr, scrape: scrape, targets: targets, dir: dir, args: []string{bin,
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,

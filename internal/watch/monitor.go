@@ -121,7 +121,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		vv.Window = c.window
 		c.record(v, vv, at)
 		if l.control != nil {
-			c.result.Control, c.result.Comparison = l.control, "control"
+			c.result.Control, c.result.Comparison = l.control, ComparisonControl
 		}
 		if l.shared && shared == nil && c.enforced() {
 			shared = c

@@ -40,6 +40,16 @@ type RollbackOutcome struct {
 	Note     string
 }
 
+// SideBySider is a platform on which the old version and the new one serve
+// at the same time while the rollout runs, as in a Kubernetes rolling
+// update.
+type SideBySider interface {
+	// SideBySide returns the query variables that select the new
+	// version's pods and those that select the old version's (the one
+	// recorded at Start); ok is set only while both have pods serving.
+	SideBySide(ctx context.Context, d Deploy) (newVars, oldVars map[string]string, ok bool)
+}
+
 // Resumable is a platform that keeps a record of its own about a watch,
 // such as the Kubernetes revision pinned at Start, and takes it back in
 // another process.

@@ -198,10 +198,12 @@ type CheckResult struct {
 	// Mode is report for a check that is measured but never fails a
 	// deploy; its verdict then says whether it would have.
 	Mode string `json:"mode,omitempty"`
-	// Control is the same measurement on the control group over the same
-	// time, when a failure was compared with it; Comparison says which
-	// comparison decided: "control" (side by side) or, when absent, the
-	// line drawn from the baseline.
+	// Comparison says which comparison decided the verdict: "side_by_side"
+	// (the new pods against the old ones during a rolling update),
+	// "control" (against baseline.control), or, when absent, the line
+	// drawn from the pre-deploy baseline. Control is the same measurement
+	// over the same time on what the check was compared with: the old
+	// pods, or the control group.
 	Control    *float64 `json:"control,omitempty"`
 	Comparison string   `json:"comparison,omitempty"`
 	// BreachingBefore says the baseline was already beyond the fail line.

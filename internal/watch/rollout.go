@@ -10,7 +10,9 @@ import (
 )
 
 // rollout runs the deploy (run only) and follows the platform until the
-// new version is fully out, watching the pods' health meanwhile.
+// new version is fully out, watching the pods' health meanwhile. Where the
+// platform runs the old and the new version side by side (a rolling
+// update), their error shares are compared at every look (sidebyside.go).
 func (w *run) rollout(ctx context.Context) (ended, error) {
 	if err := w.runDeploy(ctx); err != nil {
 		return ended{}, err
@@ -18,6 +20,10 @@ func (w *run) rollout(ctx context.Context) (ended, error) {
 	limit := w.spec.Phases.Rollout
 	deadline := w.current.StartedAt.Add(limit)
 	errs := judge.Tracker{Limits: judge.Limits{Errors: w.spec.ErrorLimit}}
+	step := w.spec.Phases.Interval
+	if _, ok := w.platform.(SideBySider); ok && len(w.sideChecks()) > 0 {
+		step = min(step, w.lookEvery())
+	}
 	var lastMsg string
 	for looks := 1; ; looks++ {
 		if err := w.watchHealth(ctx); err != nil {
@@ -46,12 +52,15 @@ func (w *run) rollout(ctx context.Context) (ended, error) {
 				w.emit(Event{Kind: event.Progress, Message: p.Message})
 			}
 			lastMsg = p.Message
+			if err := w.lookSideBySide(ctx); err != nil {
+				return ended{}, err
+			}
 		}
 		if !w.clock.Now().Before(deadline) {
 			return ended{}, &failure{reason: fmt.Sprintf("the rollout did not complete within %s: %s",
 				config.FormatDuration(limit), lastMsg)}
 		}
-		if err := w.sleep(ctx, w.spec.Phases.Interval); err != nil {
+		if err := w.sleep(ctx, step); err != nil {
 			return ended{}, err
 		}
 	}

@@ -79,6 +79,8 @@ type CheckState struct {
 	Baseline BaselineState      `json:"baseline"`
 	Tracker  judge.TrackerState `json:"tracker"`
 	Frozen   bool               `json:"frozen,omitempty"`
+	// SideLooks counts the rollout's side-by-side comparisons so far.
+	SideLooks int `json:"side_looks,omitempty"`
 }
 
 // BaselineState is a check's baseline: the counts it was measured on.
@@ -261,7 +263,7 @@ func (w *run) state() *State {
 	for _, c := range w.checks {
 		s.Checks = append(s.Checks, CheckState{
 			Name: c.cfg.Name, Window: Duration(c.window), Baseline: c.base.state(),
-			Tracker: c.tracker.State(), Frozen: c.frozen,
+			Tracker: c.tracker.State(), Frozen: c.frozen, SideLooks: c.sideLooks,
 		})
 	}
 	if w.pods != nil {
@@ -420,6 +422,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
 		c.frozen = cs.Frozen
+		c.sideLooks = cs.SideLooks
 		if r := results[cs.Name]; r != nil {
 			c.result = r
 		}

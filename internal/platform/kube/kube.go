@@ -17,6 +17,7 @@ import (
 	"math"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,7 @@ var (
 	_ watch.Platform         = (*Target)(nil)
 	_ watch.HealthReporter   = (*Target)(nil)
 	_ watch.QueryVarser      = (*Target)(nil)
+	_ watch.SideBySider      = (*Target)(nil)
 	_ watch.Resumable        = (*Target)(nil)
 	_ watch.RollbackFinisher = (*Target)(nil)
 	_ watch.VersionReader    = (*Target)(nil)
@@ -363,17 +365,39 @@ func podReady(p *corev1.Pod) bool {
 // hash and pod names of the version judged: the pinned revision's for the
 // baseline, the new one's after the deploy.
 func (t *Target) QueryVars(ctx context.Context, d watch.Deploy, baseline bool) map[string]string {
-	vars := map[string]string{config.VarNamespace: t.ns, config.VarDeployment: t.name, config.VarWorkload: t.name}
-	hash := ""
 	if baseline {
-		t.mu.Lock()
-		if t.pinned != nil {
-			hash = t.pinned.podHash
-		}
-		t.mu.Unlock()
-	} else {
-		hash = t.newVersionHash(ctx)
+		return t.varsOf(t.pinnedHash())
 	}
+	return t.varsOf(t.newVersionHash(ctx))
+}
+
+// SideBySide gives the query variables of the new revision's pods and of
+// the pinned revision's while both have ready pods: during a rolling
+// update, which compares them over the same time.
+func (t *Target) SideBySide(ctx context.Context, d watch.Deploy) (newVars, oldVars map[string]string, ok bool) {
+	oldHash, newHash := t.pinnedHash(), t.newVersionHash(ctx)
+	if oldHash == "" || newHash == "" || oldHash == newHash {
+		return nil, nil, false
+	}
+	if !slices.ContainsFunc(t.podsOf(newHash), podReady) || !slices.ContainsFunc(t.podsOf(oldHash), podReady) {
+		return nil, nil, false
+	}
+	return t.varsOf(newHash), t.varsOf(oldHash), true
+}
+
+func (t *Target) pinnedHash() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pinned == nil {
+		return ""
+	}
+	return t.pinned.podHash
+}
+
+// varsOf is the query variables of the pods with pod hash hash; without a
+// hash, only the namespace and the workload.
+func (t *Target) varsOf(hash string) map[string]string {
+	vars := map[string]string{config.VarNamespace: t.ns, config.VarDeployment: t.name, config.VarWorkload: t.name}
 	if hash == "" {
 		return vars
 	}

@@ -1,0 +1,131 @@
+package watch
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
+	"github.com/deploywatch/deploywatch/internal/judge"
+)
+
+// rollingPlatform is a platform whose rollout takes a while and runs the
+// old and the new version side by side meanwhile. Its pods are told apart
+// by $pod_template_hash, which the simulator reads as the job: "api" for
+// the new pods, "control" for the old ones.
+type rollingPlatform struct {
+	fakePlatform
+	// blind gives both sides the same variables, as a platform whose
+	// queries cannot tell the pods apart.
+	blind bool
+}
+
+var (
+	_ SideBySider = (*rollingPlatform)(nil)
+	_ QueryVarser = (*rollingPlatform)(nil)
+)
+
+func (p *rollingPlatform) QueryVars(context.Context, Deploy, bool) map[string]string {
+	return map[string]string{config.VarPodTemplateHash: "api"}
+}
+
+func (p *rollingPlatform) SideBySide(context.Context, Deploy) (newVars, oldVars map[string]string, ok bool) {
+	if p.blind {
+		return map[string]string{config.VarPodTemplateHash: "api"}, map[string]string{config.VarPodTemplateHash: "api"}, true
+	}
+	return map[string]string{config.VarPodTemplateHash: "api"}, map[string]string{config.VarPodTemplateHash: "control"}, true
+}
+
+func TestSideBySideDuringTheRollout(t *testing.T) {
+	healthy := profile{rps: 30, errRatio: 0.001, latency: 1}
+	bad := profile{rps: 30, errRatio: 0.05, latency: 1}
+	cases := []struct {
+		name     string
+		new, old profile // from the deploy on
+		blind    bool
+		control  bool
+		want     Verdict
+		// wantPhase is the phase that failed, or "" when none did.
+		wantPhase  string
+		wantReason string
+	}{
+		{name: "errors on the new pods alone fail the rollout", new: bad, old: healthy,
+			want: Failed, wantPhase: PhaseRollout, wantReason: "compared side by side"},
+		{name: "an outage on both sides is not blamed during the rollout", new: bad, old: bad, control: true,
+			want: Inconclusive, wantReason: "shared cause"},
+		{name: "a healthy rollout passes", new: healthy, old: healthy, want: Stable},
+		{name: "queries that cannot tell the pods apart leave it to the monitor", new: bad, old: healthy, blind: true,
+			want: Failed, wantPhase: PhaseMonitor, wantReason: "error_rate"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+			deployAt := clock.Now()
+			src := newSim(3, t0, healthy, c.new, deployAt, 10*time.Minute)
+			src.control = newSim(4, t0, healthy, c.old, deployAt, 10*time.Minute)
+			// The rollout takes 60 looks at the 1s interval.
+			plat := &rollingPlatform{fakePlatform: fakePlatform{running: "v1", done: func(n int) bool { return n > 60 }}, blind: c.blind}
+			spec := loadSpec(t, "")
+			spec.Metrics.Selector = `job="$pod_template_hash"`
+			spec.Phases.Interval = time.Second
+			if c.control {
+				spec.Metrics.Control = `job="control"`
+			}
+			var notes []string
+			obs := ObserverFunc(func(e Event) {
+				if e.Kind == event.Note {
+					notes = append(notes, e.Message)
+				}
+			})
+			rep := New(spec, src, plat, WithClock(clock), WithObserver(obs)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.wantReason) {
+				t.Fatalf("verdict %s (%s), want %s with %q\nnotes: %q", rep.Verdict, rep.Reason, c.want, c.wantReason, notes)
+			}
+			failedIn := ""
+			for _, p := range rep.Phases {
+				if p.Outcome == OutcomeFailed {
+					failedIn = p.Name
+				}
+			}
+			if failedIn != c.wantPhase {
+				t.Errorf("failed in %q, want %q (phases %+v)", failedIn, c.wantPhase, rep.Phases)
+			}
+			ec := findCheck(t, rep, "error_rate")
+			switch {
+			case c.wantPhase == PhaseRollout:
+				if ec.Verdict != judge.Fail || ec.Comparison != ComparisonSideBySide || ec.Control == nil || *ec.Control > 0.01 || ec.Value == nil || *ec.Value < 0.02 {
+					t.Errorf("error_rate %+v: want a side-by-side failure with the old pods' share", ec)
+				}
+				if d := rep.DetectedAt.Sub(rep.Deploy.StartedAt); d > 30*time.Second {
+					t.Errorf("detected %s after the deploy, during a 60s rollout; want within 30s", d)
+				}
+				if len(plat.rollbacks) != 1 {
+					t.Errorf("%d rollbacks", len(plat.rollbacks))
+				}
+			case c.blind:
+				if ec.Comparison != "" || !containsPrefix(notes, "error_rate: its queries read the same series") {
+					t.Errorf("comparison %q, notes %q: want the line to decide, and a note saying why", ec.Comparison, notes)
+				}
+			case c.control:
+				if len(plat.rollbacks) != 0 || ec.Comparison != ComparisonControl {
+					t.Errorf("%d rollbacks, comparison %q: want the control group to excuse it, no rollback", len(plat.rollbacks), ec.Comparison)
+				}
+			}
+			if !c.blind && !containsPrefix(notes, "the old and the new pods serve side by side: comparing error_rate") {
+				t.Errorf("notes %q do not say the pods were compared side by side", notes)
+			}
+		})
+	}
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
