@@ -26,21 +26,24 @@ const (
 	ControlExcuses
 )
 
-// AgainstControl compares a failing error share with the control group's
-// over the same time, by the exact conditional test of two rates (of all
-// bad events in both groups, under "the new rate is (1+tolerance) times the
-// control's" the new group's share is binomial), at this look's level. The
-// reason says what the control group showed.
-func AgainstControl(obs, ctrl Counts, minTotal float64, line float64, t Thresholds) (ControlOutcome, string) {
+// AgainstControl compares a failing share of bad requests (errors, or
+// requests slower than a latency line) with the control group's over the
+// same time, by the exact conditional test of two rates (of all bad
+// events in both groups, under "the new rate is (1+tolerance) times the
+// control's" the new group's share is binomial), at this look's level.
+// line is the share the control group is tested against for a shared
+// cause; what says what a bad request is in the reason ("" for errors, "
+// slower than 200ms"). The reason says what the control group showed.
+func AgainstControl(obs, ctrl Counts, minTotal, line float64, what string, t Thresholds) (ControlOutcome, string) {
 	if !(ctrl.Total >= minTotal) {
 		return ControlNone, fmt.Sprintf("the control group counted %.0f requests, too few to compare", max(ctrl.Total, 0))
 	}
 	bad, ctrlBad := obs.bad(), ctrl.bad()
 	c := 1 + t.Tolerance
 	shareNew := c * obs.Total / (ctrl.Total + c*obs.Total)
-	seen := fmt.Sprintf("the control group: %s of %.0f requests over the same time", pct(ctrlBad/ctrl.Total), ctrl.Total)
+	seen := fmt.Sprintf("the control group: %s of %.0f requests%s over the same time", pct(ctrlBad/ctrl.Total), ctrl.Total, what)
 	if binomialAtLeast(bad, bad+ctrlBad, shareNew) <= t.fixedLevel() {
-		return ControlBlames, seen + ", significantly better (compared with the control group)"
+		return ControlBlames, seen + ", significantly better"
 	}
 	if binomialAtLeast(ctrlBad, ctrl.Total, line) <= t.alpha() {
 		return ControlShared, seen + ": beyond the line too, so a shared cause (a dependency, the traffic), not this release"

@@ -17,7 +17,7 @@ func TestAgainstControl(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, reason := AgainstControl(c.obs, c.ctrl, 20, 0.01, th)
+			got, reason := AgainstControl(c.obs, c.ctrl, 20, 0.01, "", th)
 			if got != c.want {
 				t.Errorf("outcome %d, want %d (%s)", got, c.want, reason)
 			}

@@ -157,6 +157,16 @@ func (c *check) baselineValue() float64 {
 	return c.base.value
 }
 
+// judgedBaseline is the baseline an error share's line is drawn from:
+// none when it was counted on fewer requests than a verdict needs, as
+// judge.Ratio has it.
+func (c *check) judgedBaseline() float64 {
+	if !c.base.hasData || !(c.base.counts.Total >= c.cfg.MinRequests) {
+		return math.NaN()
+	}
+	return c.base.counts.Ratio()
+}
+
 // measure takes one measurement and judges it as the check's next look.
 func (c *check) measure(ctx context.Context, src Querier, v config.Vars, at time.Time) judge.Verdict {
 	return c.measureWith(ctx, src, v, at, c.th.AtLook(c.tracker.Measured()+1))
@@ -235,30 +245,55 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 	return judge.Overwhelming(counts, base, c.cfg.MinRequests, c.th)
 }
 
-// compareControl measures a failing error share on the control group over
-// the same time and lets the comparison decide: the failure stands when the
+// compareControl measures a failing check on the control group over the
+// same time and lets the comparison decide: the failure stands when the
 // release is significantly worse than the control group; it is a shared
 // cause (shared is set) when the control group is beyond the line too;
-// otherwise the look only warns. Other checks, and a watch without a
-// control group, keep their verdict.
+// otherwise the look only warns. An error share is compared as it is; a
+// latency quantile as the share of requests slower than its fail line
+// (the control group's is beyond the line when more than 1-q of its
+// requests are slower). Other checks, and a watch without a control
+// group, keep their verdict.
 func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
-	if control == "" || verdict.Status != judge.Fail || c.cfg.Type != config.TypeRatio || math.IsNaN(verdict.Line) || !(verdict.Samples > 0) {
+	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) || !(verdict.Samples > 0) {
 		return verdict, nil, false // not a statistical failure (no data, say): nothing to compare
 	}
-	obs := judge.Counts{Bad: verdict.Value * verdict.Samples, Total: verdict.Samples}
 	cv := v
 	cv.Selector = control
-	ctl, ok, err := c.counts(ctx, src, cv, at)
-	if err != nil || !ok {
-		verdict.Reason += "; the control group could not be measured"
+	var obs, ctl judge.Counts
+	var line, ctlValue float64
+	what := ""
+	switch c.cfg.Type {
+	case config.TypeRatio:
+		obs, line = judge.Counts{Bad: verdict.Value * verdict.Samples, Total: verdict.Samples}, verdict.Line
+		var ok bool
+		var err error
+		if ctl, ok, err = c.counts(ctx, src, cv, at); err != nil || !ok {
+			verdict.Reason += "; the control group could not be measured"
+			return verdict, nil, false
+		}
+		ctlValue = ctl.Ratio()
+	case config.TypeQuantile:
+		h, err := c.histogram(ctx, src, v, at)
+		hc, errc := c.histogram(ctx, src, cv, at)
+		if err != nil || errc != nil || !(hc.Count() > 0) {
+			verdict.Reason += "; the control group could not be measured"
+			return verdict, nil, false
+		}
+		slower := func(h judge.Histogram) judge.Counts {
+			return judge.Counts{Bad: max(h.Count()-h.CountAtOrBelow(verdict.Line), 0), Total: h.Count()}
+		}
+		obs, ctl, line, ctlValue = slower(h), slower(hc), 1-c.cfg.Quantile, hc.Quantile(c.cfg.Quantile)
+		what = " slower than " + formatValue(verdict.Line, c.cfg.Unit)
+	default:
 		return verdict, nil, false
 	}
-	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, verdict.Line, c.th.AtLook(c.tracker.Measured()+1))
+	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.tracker.Measured()+1))
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
 		return verdict, nil, false // the line decided, not the control group
 	}
-	ctrl = judge.Num(ctl.Ratio())
+	ctrl = judge.Num(ctlValue)
 	switch outcome {
 	case judge.ControlShared:
 		verdict.Status = judge.Warn

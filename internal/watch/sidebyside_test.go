@@ -129,3 +129,64 @@ func containsPrefix(list []string, prefix string) bool {
 	}
 	return false
 }
+
+// TestControlGroupDecidesEveryFailure: the control group (baseline.control)
+// is consulted on every failure, not only the monitor's error share: a
+// crash-level error share in the warm-up and a latency regression. What
+// hits the control group too is a shared cause (inconclusive, nothing
+// rolled back); what hits the new version alone fails it.
+func TestControlGroupDecidesEveryFailure(t *testing.T) {
+	healthy := profile{rps: 50, errRatio: 0.001, latency: 1}
+	crash := profile{rps: 50, errRatio: 0.3, latency: 1}
+	slow := profile{rps: 50, errRatio: 0.001, latency: 4}
+	cases := []struct {
+		name       string
+		new, ctl   profile
+		want       Verdict
+		wantPhase  string // the phase that ended the watch
+		wantCheck  string
+		wantReason string
+	}{
+		{name: "a crash-level outage in both during the warm-up is a shared cause", new: crash, ctl: crash,
+			want: Inconclusive, wantPhase: PhaseWarmup, wantCheck: "error_rate", wantReason: "shared cause"},
+		{name: "a crash-level release still fails in the warm-up", new: crash, ctl: healthy,
+			want: Failed, wantPhase: PhaseWarmup, wantCheck: "error_rate", wantReason: "significantly better"},
+		{name: "slow dependencies in both are a shared cause", new: slow, ctl: slow,
+			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "latency_p99", wantReason: "slower than"},
+		{name: "a release slower than the control group fails", new: slow, ctl: healthy,
+			want: Failed, wantPhase: PhaseMonitor, wantCheck: "latency_p99", wantReason: "significantly better"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+			deployAt := clock.Now()
+			src := newSim(5, t0, healthy, c.new, deployAt, 10*time.Minute)
+			src.control = newSim(6, t0, healthy, c.ctl, deployAt, 10*time.Minute)
+			plat := &fakePlatform{running: "v1"}
+			spec := loadSpec(t, "")
+			spec.Metrics.Control = `job="control"`
+			rep := New(spec, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.wantReason) || !strings.HasPrefix(rep.Reason, c.wantCheck+": ") {
+				t.Fatalf("verdict %s (%s), want %s from %s with %q", rep.Verdict, rep.Reason, c.want, c.wantCheck, c.wantReason)
+			}
+			last := rep.Phases[len(rep.Phases)-1]
+			for _, p := range rep.Phases {
+				if p.Outcome == OutcomeFailed || p.Outcome == OutcomeInconclusive {
+					last = p
+					break
+				}
+			}
+			if last.Name != c.wantPhase {
+				t.Errorf("ended in %s, want %s", last.Name, c.wantPhase)
+			}
+			if rolled := len(plat.rollbacks) > 0; rolled != (c.want == Failed) {
+				t.Errorf("rolled back: %v", rolled)
+			}
+			ch := findCheck(t, rep, c.wantCheck)
+			if ch.Comparison != ComparisonControl || ch.Control == nil {
+				t.Errorf("%s: comparison %q control %v: want the control group's value", ch.Name, ch.Comparison, ch.Control)
+			}
+		})
+	}
+}

@@ -176,7 +176,7 @@ func generateSim(seed uint64, t0, deployAt time.Time, horizon time.Duration, at 
 var (
 	reErrors  = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="(api|control)",status=~"5\.\."\}\[(\d+)s\]\)\)$`)
 	reTotal   = regexp.MustCompile(`^sum\(increase\(http_requests_total\{job="(api|control)"\}\[(\d+)s\]\)\)$`)
-	reBuckets = regexp.MustCompile(`^sum by \(le\) \(increase\(http_request_duration_seconds_bucket\{job="api"\}\[(\d+)s\]\)\)$`)
+	reBuckets = regexp.MustCompile(`^sum by \(le\) \(increase\(http_request_duration_seconds_bucket\{job="(api|control)"\}\[(\d+)s\]\)\)$`)
 	buckets   = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, math.Inf(1)}
 )
 
@@ -223,7 +223,14 @@ func (s *sim) Query(_ context.Context, expr string, at time.Time) (metrics.Vecto
 		lo, hi := s.span(at, m[2])
 		return one(float64(hi - lo)), nil
 	case reBuckets.MatchString(expr):
-		lo, hi := s.span(at, reBuckets.FindStringSubmatch(expr)[1])
+		m := reBuckets.FindStringSubmatch(expr)
+		if m[1] == "control" {
+			if s.control == nil {
+				return metrics.Vector{}, nil
+			}
+			s = s.control
+		}
+		lo, hi := s.span(at, m[2])
 		var out metrics.Vector
 		for i, b := range buckets {
 			n := s.cumFast[i][hi] - s.cumFast[i][lo]

@@ -107,12 +107,28 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		}
 		v := vars
 		v.Window = c.window
-		c.tracker.Observe(judge.Fail)
-		c.record(verdict, v, at)
+		// The control group tells a crash from a shared outage here too;
+		// it is beyond the line when beyond the check's own fail line, not
+		// the warm-up's far one.
+		cv := verdict
+		cv.Line = c.th.FailLine(c.judgedBaseline())
+		out, ctrl, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, cv)
+		out.Line = verdict.Line
+		if out.Status != judge.Fail && !shared {
+			continue // the control group excuses it, for now: the monitor will judge
+		}
+		c.tracker.Observe(out.Status)
+		c.record(out, v, at)
+		if ctrl != nil {
+			c.result.Control, c.result.Comparison = ctrl, ComparisonControl
+		}
 		c.frozen = true
 		breach := *c.result
-		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
-		return &failure{reason: c.cfg.Name + ": " + verdict.Reason}
+		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + out.Reason})
+		if shared {
+			return &inconclusive{reason: c.cfg.Name + ": " + out.Reason}
+		}
+		return &failure{reason: c.cfg.Name + ": " + out.Reason}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ phases:
 			}
 			want := "shared cause"
 			if c.wantCode == cli.ExitFailed {
-				want = "compared with the control group"
+				want = "significantly better"
 			}
 			if !strings.Contains(rep.Reason, want) {
 				t.Errorf("reason %q, want it to say %q", rep.Reason, want)
