@@ -98,3 +98,52 @@ func (h Histogram) CountAtOrBelow(x float64) float64 {
 	}
 	return below
 }
+
+// SumHistograms adds histograms bucket by bucket (by upper bound; a bound
+// one of them lacks is read off it by CountAtOrBelow's interpolation).
+// Histograms without buckets are left out.
+func SumHistograms(hs ...Histogram) Histogram {
+	bounds := map[float64]bool{}
+	for _, h := range hs {
+		for _, b := range h {
+			bounds[b.UpperBound] = true
+		}
+	}
+	if len(bounds) == 0 {
+		return nil
+	}
+	var out []Bucket
+	for ub := range bounds {
+		sum := 0.0
+		for _, h := range hs {
+			if len(h) == 0 {
+				continue
+			}
+			if math.IsInf(ub, 1) {
+				sum += h.Count()
+			} else {
+				sum += h.CountAtOrBelow(ub)
+			}
+		}
+		out = append(out, Bucket{UpperBound: ub, Count: sum})
+	}
+	return NewHistogram(out)
+}
+
+// DiffHistograms is what cur counted since prev, bucket by bucket
+// (cumulative counts measured at two moments): counts that went down, as
+// extrapolated counts can, are read as none.
+func DiffHistograms(cur, prev Histogram) Histogram {
+	if len(cur) == 0 {
+		return nil
+	}
+	out := make([]Bucket, 0, len(cur))
+	for _, b := range cur {
+		before := prev.CountAtOrBelow(b.UpperBound)
+		if math.IsInf(b.UpperBound, 1) {
+			before = prev.Count()
+		}
+		out = append(out, Bucket{UpperBound: b.UpperBound, Count: max(b.Count-before, 0)})
+	}
+	return NewHistogram(out)
+}

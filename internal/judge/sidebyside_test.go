@@ -33,7 +33,11 @@ func TestSideBySide(t *testing.T) {
 		{"no old pods counted", errorRateThresholds(), 1,
 			Counts{Bad: 20, Total: 400}, Counts{}, NoData, math.NaN(), "0 on the old"},
 		{"a relative rule compares with the old pods", relative, 1,
-			Counts{Bad: 60, Total: 2000}, Counts{Bad: 40, Total: 4000}, Fail, 0.02, "worse than the old ones"},
+			Counts{Bad: 120, Total: 2000}, Counts{Bad: 40, Total: 4000}, Fail, 0.02, "worse than the old ones"},
+		{"a relative rule needs more than its factor", relative, 1,
+			Counts{Bad: 60, Total: 2000}, Counts{Bad: 40, Total: 4000}, Warn, 0.02, "not significantly worse"},
+		{"an absolute line needs the new pods shown beyond it", errorRateThresholds(), 1,
+			Counts{Bad: 3, Total: 150}, Counts{Bad: 0, Total: 3000}, Warn, 0.01, "too few requests to be sure"},
 		{"a relative rule, too little evidence", relative, 1,
 			Counts{Bad: 12, Total: 400}, Counts{Bad: 8, Total: 800}, Warn, 0.02, "not significantly worse"},
 	}
@@ -41,7 +45,7 @@ func TestSideBySide(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			th := c.th
 			th.Test, th.Look = Sequential, c.look
-			v, old := SideBySide(c.newC, c.oldC, 100, th)
+			v, old := SideBySide([]Stratum{{New: c.newC, Old: c.oldC}}, 100, th)
 			if v.Status != c.want || !strings.Contains(v.Reason, c.reason) {
 				t.Fatalf("%s (%s), want %s containing %q", v.Status, v.Reason, c.want, c.reason)
 			}
@@ -59,62 +63,122 @@ func TestSideBySide(t *testing.T) {
 }
 
 // TestSideBySideSpendsItsConfidenceOverLooks: the two-rate test's level at
-// the k-th look is α·6/(π²k²), computed directly here.
+// the k-th look is α'·6/(π²k²) with α' a tenth of the check's α, computed
+// directly here (a relative rule without a floor, so that only the
+// two-rate test decides).
 func TestSideBySideSpendsItsConfidenceOverLooks(t *testing.T) {
 	th := errorRateThresholds()
-	th.Tolerance = 0
-	newC, oldC := Counts{Bad: 9, Total: 300}, Counts{Bad: 1, Total: 600}
+	th.Tolerance, th.Fail = 0, MustParseRule("> 1x baseline")
+	strata := []Stratum{{New: Counts{Bad: 9, Total: 300}, Old: Counts{Bad: 1, Total: 600}}}
 	// Of the 10 errors, 9 on the new side, which holds a third of the
 	// requests: P(X ≥ 9 | 10, 1/3) = 10·(1/3)^9·(2/3) + (1/3)^10.
 	p := 10*math.Pow(1.0/3, 9)*(2.0/3) + math.Pow(1.0/3, 10)
-	for _, look := range []int{1, 10, 40, 400} {
-		th.Test, th.Look = Sequential, look
-		v, _ := SideBySide(newC, oldC, 100, th)
-		level := 0.01 * 6 / (math.Pi * math.Pi * float64(look*look))
-		want := Warn
-		if p <= level {
-			want = Fail
-		}
-		if v.Status != want {
-			t.Errorf("look %d: %s, want %s (p %.3g, level %.3g): %s", look, v.Status, want, p, level, v.Reason)
-		}
-		if math.Abs(v.Confidence-(1-p)) > 1e-9 {
-			t.Errorf("look %d: confidence %v, want %v", look, v.Confidence, 1-p)
+	for _, test := range []Test{Sequential, Spent, PerLook} {
+		for _, look := range []int{1, 2, 10, 400} {
+			th.Test, th.Look = test, look
+			v, _ := SideBySide(strata, 100, th)
+			level := 0.001 * 6 / (math.Pi * math.Pi * float64(look*look))
+			want := Warn
+			if p <= level {
+				want = Fail
+			}
+			if v.Status != want {
+				t.Errorf("%s test, look %d: %s, want %s (p %.3g, level %.3g): %s", test, look, v.Status, want, p, level, v.Reason)
+			}
+			if math.Abs(v.Confidence-(1-p)) > 1e-9 {
+				t.Errorf("look %d: confidence %v, want %v", look, v.Confidence, 1-p)
+			}
 		}
 	}
 }
 
+// TestStratifiedAtLeast checks the stratified two-rate test against
+// direct computation: one stratum is the plain conditional binomial test;
+// two small strata are summed by enumeration.
+func TestStratifiedAtLeast(t *testing.T) {
+	one := []Stratum{{New: Counts{Bad: 7, Total: 200}, Old: Counts{Bad: 3, Total: 600}}}
+	if got, want := stratifiedAtLeast(one, 1.25), binomialAtLeast(7, 10, 1.25*200/(600+1.25*200)); math.Abs(got-want) > 1e-12 {
+		t.Errorf("one stratum: %v, want %v", got, want)
+	}
+	// Stratum 1: 3 bad events, new share p1; stratum 2: 2, p2. P(X1+X2 ≥ 4).
+	two := []Stratum{
+		{New: Counts{Bad: 2, Total: 100}, Old: Counts{Bad: 1, Total: 300}},
+		{New: Counts{Bad: 2, Total: 300}, Old: Counts{Bad: 0, Total: 100}},
+	}
+	p1, p2 := 100.0/400, 300.0/400
+	pmf := func(m, k int, p float64) float64 {
+		return float64(binom(m, k)) * math.Pow(p, float64(k)) * math.Pow(1-p, float64(m-k))
+	}
+	want := 0.0
+	for k1 := 0; k1 <= 3; k1++ {
+		for k2 := 0; k2 <= 2; k2++ {
+			if k1+k2 >= 4 {
+				want += pmf(3, k1, p1) * pmf(2, k2, p2)
+			}
+		}
+	}
+	if got := stratifiedAtLeast(two, 1); math.Abs(got-want) > 1e-12 {
+		t.Errorf("two strata: %v, want %v", got, want)
+	}
+	// Up to maxExactEvents the sum is exact; beyond, the normal
+	// approximation agrees with the exact test to a fraction of a percent.
+	exact := stratifiedAtLeast([]Stratum{{New: Counts{Bad: 800, Total: 20000}, Old: Counts{Bad: 1400, Total: 40000}}}, 1)
+	if direct := binomialAtLeast(800, 2200, 20000.0/60000); math.Abs(exact-direct) > 1e-9 {
+		t.Errorf("exact %v, direct %v", exact, direct)
+	}
+	approx := stratifiedAtLeast([]Stratum{{New: Counts{Bad: 1150, Total: 30000}, Old: Counts{Bad: 2100, Total: 60000}}}, 1)
+	if direct := binomialAtLeast(1150, 3250, 30000.0/90000); math.Abs(approx-direct) > 0.002 || !(direct > 0.001 && direct < 0.999) {
+		t.Errorf("normal approximation %v, exact %v", approx, direct)
+	}
+}
+
+func binom(n, k int) int {
+	r := 1
+	for i := 1; i <= k; i++ {
+		r = r * (n - k + i) / i
+	}
+	return r
+}
+
 // TestSideBySideRarelyFailsAHealthyRollout: old and new pods with the same
-// error share just under the line, looked at every second of a 2-minute
-// rollout while the new pods' share of the traffic grows: at most 1% of
-// rollouts may fail over all their looks. With the level not spent over
-// the looks (the plain 99% test at each), the same simulation fails more,
-// so it can tell.
+// error share, looked at every second of a 2-minute rollout while the new
+// pods' share of the traffic grows: at most 1% of rollouts may fail over
+// all their looks. The shares are just under the line, at twice it on
+// both sides, or rise from 0.2% to 5% on both sides halfway through (a
+// dependency that fails mid-rollout, which the new pods' running total
+// feels more, since they take more of the later traffic). Counted without
+// strata (the whole rollout as one stretch), the same outage fails many
+// rollouts: the simulation can tell.
 func TestSideBySideRarelyFailsAHealthyRollout(t *testing.T) {
-	const watches, looks, rps = 2000, 120, 50.0
-	simulate := func(th Thresholds, perLook bool, share float64) float64 {
+	const watches, looks, rps = 1000, 120, 50.0
+	simulate := func(share func(look int, isNew bool) float64, pooled bool) float64 {
 		rng := rand.New(rand.NewPCG(7, 11))
+		th := errorRateThresholds()
+		th.Tolerance, th.Test = 0, Sequential
 		failed := 0
 		for range watches {
-			var newC, oldC Counts
+			var strata []Stratum
 			for k := 1; k <= looks; k++ {
 				newShare := float64(k) / looks // the rollout moves traffic over
+				var s Stratum
 				for range int(rps) {
-					c := &oldC
-					if rng.Float64() < newShare {
-						c = &newC
+					c, isNew := &s.Old, rng.Float64() < newShare
+					if isNew {
+						c = &s.New
 					}
 					c.Total++
-					if rng.Float64() < share {
+					if rng.Float64() < share(k, isNew) {
 						c.Bad++
 					}
 				}
-				at := th
-				at.Test, at.Look = Sequential, k
-				if perLook {
-					at.Test = PerLook
+				strata = append(strata, s)
+				if pooled {
+					strata = MergeStrata(strata, 1)
+				} else {
+					strata = MergeStrata(strata, MaxStrata)
 				}
-				if v, _ := SideBySide(newC, oldC, 20, at); v.Status == Fail {
+				th.Look = k
+				if v, _ := SideBySide(strata, 20, th); v.Status == Fail {
 					failed++
 					break
 				}
@@ -122,18 +186,88 @@ func TestSideBySideRarelyFailsAHealthyRollout(t *testing.T) {
 		}
 		return float64(failed) / watches
 	}
-	th := errorRateThresholds()
-	th.Tolerance = 0
-	for _, share := range []float64{0.009, 0.02} {
-		rate := simulate(th, false, share)
-		t.Logf("%.1f%% errors on both sides: %.2f%% of healthy rollouts failed", 100*share, 100*rate)
+	outage := func(k int, _ bool) float64 {
+		if k > looks/2 {
+			return 0.05
+		}
+		return 0.002
+	}
+	cases := []struct {
+		name  string
+		share func(int, bool) float64
+	}{
+		{"0.9% on both sides", func(int, bool) float64 { return 0.009 }},
+		{"2% on both sides", func(int, bool) float64 { return 0.02 }},
+		{"an outage on both sides halfway", outage},
+	}
+	for _, c := range cases {
+		rate := simulate(c.share, false)
+		t.Logf("%s: %.2f%% of healthy rollouts failed", c.name, 100*rate)
 		if rate > 0.01 {
-			t.Errorf("%.1f%% errors on both sides: %.2f%% of healthy rollouts failed, want at most 1%%", 100*share, 100*rate)
+			t.Errorf("%s: %.2f%% of healthy rollouts failed, want at most 1%%", c.name, 100*rate)
 		}
 	}
-	rate := simulate(th, true, 0.02)
-	t.Logf("the plain 99%% test at every look: %.2f%% failed", 100*rate)
+	bad := func(_ int, isNew bool) float64 {
+		if isNew {
+			return 0.05
+		}
+		return 0.001
+	}
+	if caught := simulate(bad, false); caught < 0.99 {
+		t.Errorf("5%% errors on the new pods, 0.1%% on the old: caught in %.1f%% of rollouts, want 99%%", 100*caught)
+	}
+	rate := simulate(outage, true)
+	t.Logf("the outage counted as one stretch: %.2f%% failed", 100*rate)
 	if rate <= 0.01 {
-		t.Errorf("the plain test at every look failed %.2f%% of healthy rollouts: the simulation cannot tell a weak boundary", 100*rate)
+		t.Errorf("counted as one stretch, the outage failed only %.2f%% of healthy rollouts: the simulation cannot tell", 100*rate)
+	}
+}
+
+func TestSideBySideQuantile(t *testing.T) {
+	th := Thresholds{Warn: MustParseRule("> 500ms"), Fail: MustParseRule("> 2x baseline"), Floor: 0.1, HasFloor: true,
+		Tolerance: 0.25, Confidence: 0.99, Test: Sequential, Look: 1}
+	// hist spreads n requests over the buckets by the shares given for
+	// ≤50ms, ≤100ms, ≤250ms, ≤1s and beyond.
+	hist := func(n float64, shares ...float64) Histogram {
+		bounds := []float64{0.05, 0.1, 0.25, 1, math.Inf(1)}
+		var b []Bucket
+		cum := 0.0
+		for i, ub := range bounds {
+			cum += shares[i] * n
+			b = append(b, Bucket{UpperBound: ub, Count: cum})
+		}
+		return NewHistogram(b)
+	}
+	fast := func(n float64) Histogram { return hist(n, 0.9, 0.095, 0.005, 0, 0) }
+	slow := func(n float64) Histogram { return hist(n, 0.2, 0.3, 0.3, 0.2, 0) }
+	cases := []struct {
+		name     string
+		newH     Histogram
+		oldH     Histogram
+		want     Status
+		wantLine float64
+	}{
+		{"slow new pods fail", slow(400), fast(800), Fail, 2 * fast(800).Quantile(0.99)},
+		{"slow on both sides is not the release's", slow(400), slow(800), Pass, 2 * slow(800).Quantile(0.99)},
+		{"fast on both sides passes", fast(400), fast(800), Pass, 2 * fast(800).Quantile(0.99)},
+		{"the floor holds for very fast old pods", hist(400, 0.5, 0.4, 0.1, 0, 0), hist(800, 1, 0, 0, 0, 0), Fail, 0.1},
+		{"too few old requests", slow(400), fast(10), NoData, math.NaN()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, old := SideBySideQuantile([]Histogram{c.newH}, []Histogram{c.oldH}, 0.99, 100, th)
+			if v.Status != c.want {
+				t.Fatalf("%s (%s), want %s", v.Status, v.Reason, c.want)
+			}
+			if !(math.IsNaN(c.wantLine) && math.IsNaN(v.Line)) && math.Abs(v.Line-c.wantLine) > 1e-9 {
+				t.Errorf("line %v, want %v (%s)", v.Line, c.wantLine, v.Reason)
+			}
+			if c.oldH.Count() >= 100 && old != c.oldH.Quantile(0.99) {
+				t.Errorf("old %v, want the old pods' p99 %v", old, c.oldH.Quantile(0.99))
+			}
+			if c.want == Fail && !strings.Contains(v.Reason, "requests slower than "+secs(v.Line)) {
+				t.Errorf("reason %q does not say how many requests were slower than the line", v.Reason)
+			}
+		})
 	}
 }

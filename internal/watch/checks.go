@@ -28,15 +28,8 @@ type check struct {
 	// the first of them at noDataSince.
 	noDataStreak int
 	noDataSince  time.Time
-	// sideLooks counts the looks that compared the new pods with the old
-	// ones during the rollout, over which that test spends its confidence.
-	sideLooks int
-	// sideStatus is the latest side-by-side comparison's outcome, so that
-	// the output says when it changes.
-	sideStatus judge.Status
-	// sideBlind is set when the check's queries read the same series for
-	// the old pods as for the new: it cannot be compared side by side.
-	sideBlind bool
+	// side is the rollout's side-by-side comparison.
+	side sideState
 }
 
 // baseline is a check's measurement over the window before the deploy.

@@ -28,9 +28,9 @@ type run struct {
 	deployInterrupted bool
 	// rolledOutAtOnce is set when the first look found the rollout done.
 	rolledOutAtOnce bool
-	// sideBySideNoted is set once the rollout said it compares the old
-	// pods with the new.
-	sideBySideNoted bool
+	// sideFrom is when the rollout's side-by-side comparison begins
+	// counting: a warm-up after both sides first served.
+	sideFrom time.Time
 
 	// Measured at Start. look is how often the monitor measures.
 	scrape, window, history, look time.Duration

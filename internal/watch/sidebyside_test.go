@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
@@ -42,11 +43,13 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 	healthy := profile{rps: 30, errRatio: 0.001, latency: 1}
 	bad := profile{rps: 30, errRatio: 0.05, latency: 1}
 	cases := []struct {
-		name     string
-		new, old profile // from the deploy on
-		blind    bool
-		control  bool
-		want     Verdict
+		name      string
+		new, old  profile // from the deploy on
+		blind     bool
+		control   bool
+		outageAt  time.Duration // when set, both sides are healthy until then, bad after
+		wantCheck string        // the check that decides, when not error_rate
+		want      Verdict
 		// wantPhase is the phase that failed, or "" when none did.
 		wantPhase  string
 		wantReason string
@@ -56,6 +59,12 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 		{name: "an outage on both sides is not blamed during the rollout", new: bad, old: bad, control: true,
 			want: Inconclusive, wantReason: "shared cause"},
 		{name: "a healthy rollout passes", new: healthy, old: healthy, want: Stable},
+		{name: "an outage on both sides halfway through is not blamed during the rollout", new: bad, old: bad, outageAt: 30 * time.Second,
+			control: true, want: Inconclusive, wantReason: "shared cause"},
+		{name: "a cold start on the new pods is not blamed", old: healthy,
+			new: profile{rps: 30, errRatio: 0.001, latency: 1, coldErrRatio: 0.1, coldFor: 4 * time.Second}, want: Stable},
+		{name: "slow new pods fail the rollout", new: profile{rps: 30, errRatio: 0.001, latency: 4}, old: healthy,
+			wantCheck: "latency_p99", want: Failed, wantPhase: PhaseRollout, wantReason: "compared side by side"},
 		{name: "queries that cannot tell the pods apart leave it to the monitor", new: bad, old: healthy, blind: true,
 			want: Failed, wantPhase: PhaseMonitor, wantReason: "error_rate"},
 	}
@@ -66,6 +75,10 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 			deployAt := clock.Now()
 			src := newSim(3, t0, healthy, c.new, deployAt, 10*time.Minute)
 			src.control = newSim(4, t0, healthy, c.old, deployAt, 10*time.Minute)
+			if c.outageAt > 0 {
+				src = newSim(3, t0, healthy, c.new, deployAt.Add(c.outageAt), 10*time.Minute)
+				src.control = newSim(4, t0, healthy, c.old, deployAt.Add(c.outageAt), 10*time.Minute)
+			}
 			// The rollout takes 60 looks at the 1s interval.
 			plat := &rollingPlatform{fakePlatform: fakePlatform{running: "v1", done: func(n int) bool { return n > 60 }}, blind: c.blind}
 			spec := loadSpec(t, "")
@@ -93,11 +106,14 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 			if failedIn != c.wantPhase {
 				t.Errorf("failed in %q, want %q (phases %+v)", failedIn, c.wantPhase, rep.Phases)
 			}
-			ec := findCheck(t, rep, "error_rate")
+			ec := findCheck(t, rep, cmp.Or(c.wantCheck, "error_rate"))
 			switch {
 			case c.wantPhase == PhaseRollout:
-				if ec.Verdict != judge.Fail || ec.Comparison != ComparisonSideBySide || ec.Control == nil || *ec.Control > 0.01 || ec.Value == nil || *ec.Value < 0.02 {
-					t.Errorf("error_rate %+v: want a side-by-side failure with the old pods' share", ec)
+				if ec.Verdict != judge.Fail || ec.Comparison != ComparisonSideBySide || ec.Control == nil || ec.Value == nil || *ec.Value <= 2**ec.Control {
+					t.Errorf("%s %+v: want a side-by-side failure with the old pods' value", ec.Name, ec)
+				}
+				if !strings.HasPrefix(rep.Reason, ec.Name+": ") {
+					t.Errorf("reason %q does not name %s", rep.Reason, ec.Name)
 				}
 				if d := rep.DetectedAt.Sub(rep.Deploy.StartedAt); d > 30*time.Second {
 					t.Errorf("detected %s after the deploy, during a 60s rollout; want within 30s", d)
@@ -114,7 +130,7 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 					t.Errorf("%d rollbacks, comparison %q: want the control group to excuse it, no rollback", len(plat.rollbacks), ec.Comparison)
 				}
 			}
-			if !c.blind && !containsPrefix(notes, "the old and the new pods serve side by side: comparing error_rate") {
+			if !c.blind && !containsPrefix(notes, "the old and the new pods serve side by side: comparing error_rate, latency_p99") {
 				t.Errorf("notes %q do not say the pods were compared side by side", notes)
 			}
 		})

@@ -263,7 +263,7 @@ func (w *run) state() *State {
 	for _, c := range w.checks {
 		s.Checks = append(s.Checks, CheckState{
 			Name: c.cfg.Name, Window: Duration(c.window), Baseline: c.base.state(),
-			Tracker: c.tracker.State(), Frozen: c.frozen, SideLooks: c.sideLooks,
+			Tracker: c.tracker.State(), Frozen: c.frozen, SideLooks: c.side.looks,
 		})
 	}
 	if w.pods != nil {
@@ -422,7 +422,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
 		c.frozen = cs.Frozen
-		c.sideLooks = cs.SideLooks
+		c.side.looks = cs.SideLooks
 		if r := results[cs.Name]; r != nil {
 			c.result = r
 		}

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,8 +45,20 @@ type podTraffic struct {
 
 type podCounts struct {
 	total, bad float64
-	last       time.Time
+	// buckets counts the requests at or below each of latencyBounds.
+	buckets []float64
+	last    time.Time
 }
+
+// latencyBounds are the histogram's finite bucket bounds; fastShares and
+// slowShares the share of requests that falls into each bucket (and none
+// beyond): p99 about 50ms for every image but the slow one, about 475ms
+// for deploywatch.test/api:slow.
+var (
+	latencyBounds = []float64{0.05, 0.1, 0.25, 0.5, 1}
+	fastShares    = []float64{0.99, 0.01, 0, 0, 0}
+	slowShares    = []float64{0, 0, 0.9, 0.1, 0}
+)
 
 func newPodTraffic(t *testing.T, c *cluster, rps float64, shares map[string]float64) *podTraffic {
 	// A client of its own, not throttled: it reads pods at every scrape,
@@ -84,7 +97,7 @@ func (p *podTraffic) metrics(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	c := p.pods[ns+"/"+name]
 	if c == nil {
-		c = &podCounts{last: now}
+		c = &podCounts{last: now, buckets: make([]float64, len(latencyBounds))}
 		p.pods[ns+"/"+name] = c
 	}
 	if podServes(pod) {
@@ -92,12 +105,27 @@ func (p *podTraffic) metrics(w http.ResponseWriter, r *http.Request) {
 		n := p.rps * now.Sub(c.last).Seconds()
 		c.total += n
 		c.bad += share * n
+		shares := fastShares
+		if pod.Spec.Containers[0].Image == "deploywatch.test/api:slow" {
+			shares = slowShares
+		}
+		cum := 0.0
+		for i := range c.buckets {
+			cum += shares[i]
+			c.buckets[i] += cum * n
+		}
 	}
 	c.last = now
-	total, bad := c.total, c.bad
+	var b strings.Builder
+	fmt.Fprintf(&b, "# TYPE http_requests_total counter\nhttp_requests_total{status=\"200\"} %g\nhttp_requests_total{status=\"500\"} %g\n", c.total-c.bad, c.bad)
+	b.WriteString("# TYPE http_request_duration_seconds histogram\n")
+	for i, le := range latencyBounds {
+		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"%g\"} %g\n", le, c.buckets[i])
+	}
+	fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"+Inf\"} %g\nhttp_request_duration_seconds_count %g\n", c.total, c.total)
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "# TYPE http_requests_total counter\nhttp_requests_total{status=\"200\"} %g\nhttp_requests_total{status=\"500\"} %g\n", total-bad, bad)
+	_, _ = io.WriteString(w, b.String())
 }
 
 func podServes(p *corev1.Pod) bool {
@@ -151,8 +179,8 @@ func podsPrometheus(t *testing.T, ns string, traffic *podTraffic, pods int) *tes
 
 // TestKubernetesSideBySide: a slow rolling update (one pod at a time, each
 // available only after 8s) in which the new pods serve 5% errors and the
-// old ones none fails during the rollout, on the side-by-side comparison,
-// and is rolled back. A dependency outage that begins with the deploy and
+// old ones none, or the new pods are ten times slower, fails during the
+// rollout, on the side-by-side comparison, and is rolled back. A dependency outage that begins with the deploy and
 // hits old and new pods alike (and a sibling workload, the control group)
 // is not blamed on the release: not failed during the rollout, ended
 // inconclusive, nothing rolled back.
@@ -162,13 +190,15 @@ func TestKubernetesSideBySide(t *testing.T) {
 		testenv.Missing(t, "prometheus", "Debian package prometheus")
 	}
 	cases := []struct {
-		name     string
-		image    string
-		outage   bool
-		wantCode int
+		name      string
+		image     string
+		outage    bool
+		wantCheck string
+		wantCode  int
 	}{
-		{name: "errors on the new pods alone fail the rollout", image: "deploywatch.test/api:errors", wantCode: cli.ExitFailed},
-		{name: "an outage on both sides is not the release's", image: "deploywatch.test/api:v2", outage: true, wantCode: cli.ExitInconclusive},
+		{name: "errors on the new pods alone fail the rollout", image: "deploywatch.test/api:errors", wantCheck: "error_rate", wantCode: cli.ExitFailed},
+		{name: "slow new pods fail the rollout", image: "deploywatch.test/api:slow", wantCheck: "latency_p99", wantCode: cli.ExitFailed},
+		{name: "an outage on both sides is not the release's", image: "deploywatch.test/api:v2", outage: true, wantCheck: "error_rate", wantCode: cli.ExitInconclusive},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,17 +246,17 @@ phases:
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\n%s", code, tc.wantCode, out)
 			}
-			if !strings.Contains(out, "the old and the new pods serve side by side: comparing error_rate") {
+			if !strings.Contains(out, "the old and the new pods serve side by side: comparing error_rate, latency_p99") {
 				t.Errorf("the output does not say the pods were compared side by side:\n%s", out)
 			}
 			var ec *watch.CheckResult
 			for _, cr := range r.Checks {
-				if cr.Name == "error_rate" {
+				if cr.Name == tc.wantCheck {
 					ec = cr
 				}
 			}
 			if ec == nil {
-				t.Fatalf("no error_rate in the report\n%s", out)
+				t.Fatalf("no %s in the report\n%s", tc.wantCheck, out)
 			}
 			rollout := r.Phases[0]
 			for _, p := range r.Phases {
@@ -238,10 +268,11 @@ phases:
 				if rollout.Name != watch.PhaseRollout || rollout.Outcome != watch.OutcomeFailed {
 					t.Fatalf("the rollout phase %+v: want it failed\n%s", rollout, out)
 				}
-				if ec.Verdict != judge.Fail || ec.Comparison != watch.ComparisonSideBySide || ec.Control == nil || *ec.Control != 0 ||
-					!strings.Contains(ec.Reason, "compared side by side") || !strings.Contains(ec.Query, "pod=~") {
-					t.Errorf("error_rate %+v: want a side-by-side failure against old pods without errors", ec)
+				if ec.Verdict != judge.Fail || ec.Comparison != watch.ComparisonSideBySide || ec.Control == nil || ec.Value == nil || *ec.Value <= 2**ec.Control ||
+					!strings.Contains(ec.Reason, "compared side by side") || !strings.Contains(ec.Query, "pod=~") || !strings.HasPrefix(r.Reason, tc.wantCheck+": ") {
+					t.Errorf("%s %+v: want a side-by-side failure against the healthy old pods (reason %q)", tc.wantCheck, ec, r.Reason)
 				}
+				t.Logf("failed %s after the deploy, during the rollout: %s", r.DetectedAt.Sub(r.Deploy.StartedAt).Round(100*time.Millisecond), r.Reason)
 				waitFor(t, "the rollback to v1", time.Minute, func() bool { return c.image(t, ns, "api") == "deploywatch.test/api:v1" })
 				return
 			}

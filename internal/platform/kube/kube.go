@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"regexp"
@@ -90,6 +91,10 @@ type Target struct {
 	// pinTemplate, when set, is the TemplateHash of the revision to pin at
 	// Start, rather than the one serving before the deploy.
 	pinTemplate string
+	// seen keeps, by pod hash, the name of every pod of that revision seen
+	// during the watch: a query over the time since the deploy must count
+	// the pods the rollout has deleted since.
+	seen map[string]map[string]bool
 }
 
 var (
@@ -373,8 +378,13 @@ func (t *Target) QueryVars(ctx context.Context, d watch.Deploy, baseline bool) m
 
 // SideBySide gives the query variables of the new revision's pods and of
 // the pinned revision's while both have ready pods: during a rolling
-// update, which compares them over the same time.
+// update, which compares them over the same time. A StatefulSet's pods
+// keep their names across revisions (api-2 is old, then new), so its pods
+// cannot be told apart by name over time: it is not compared.
 func (t *Target) SideBySide(ctx context.Context, d watch.Deploy) (newVars, oldVars map[string]string, ok bool) {
+	if t.w.kind() == config.KindStatefulSet {
+		return nil, nil, false
+	}
 	oldHash, newHash := t.pinnedHash(), t.newVersionHash(ctx)
 	if oldHash == "" || newHash == "" || oldHash == newHash {
 		return nil, nil, false
@@ -395,18 +405,32 @@ func (t *Target) pinnedHash() string {
 }
 
 // varsOf is the query variables of the pods with pod hash hash; without a
-// hash, only the namespace and the workload.
+// hash, only the namespace and the workload. $pods names every pod of the
+// revision seen during the watch, those deleted since included.
 func (t *Target) varsOf(hash string) map[string]string {
 	vars := map[string]string{config.VarNamespace: t.ns, config.VarDeployment: t.name, config.VarWorkload: t.name}
 	if hash == "" {
 		return vars
 	}
 	vars[config.VarPodTemplateHash] = hash
-	var names []string
-	for _, p := range t.podsOf(hash) {
-		names = append(names, regexp.QuoteMeta(p.Name))
+	t.mu.Lock()
+	if t.seen == nil {
+		t.seen = map[string]map[string]bool{}
 	}
-	vars[config.VarPods] = strings.Join(names, "|")
+	names := t.seen[hash]
+	if names == nil {
+		names = map[string]bool{}
+		t.seen[hash] = names
+	}
+	for _, p := range t.podsOf(hash) {
+		names[p.Name] = true
+	}
+	quoted := make([]string, 0, len(names))
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		quoted = append(quoted, regexp.QuoteMeta(name))
+	}
+	t.mu.Unlock()
+	vars[config.VarPods] = strings.Join(quoted, "|")
 	return vars
 }
 
