@@ -103,6 +103,17 @@ func (h Histogram) CountAtOrBelow(x float64) float64 {
 // one of them lacks is read off it by CountAtOrBelow's interpolation).
 // Histograms without buckets are left out.
 func SumHistograms(hs ...Histogram) Histogram {
+	return combine(hs, func(acc, v float64) float64 { return acc + v })
+}
+
+// MaxHistograms is, bucket by bucket, the largest of measurements of the
+// same cumulative counts: the high-water mark of counts that should only
+// grow.
+func MaxHistograms(hs ...Histogram) Histogram {
+	return combine(hs, math.Max)
+}
+
+func combine(hs []Histogram, op func(acc, v float64) float64) Histogram {
 	bounds := map[float64]bool{}
 	for _, h := range hs {
 		for _, b := range h {
@@ -114,18 +125,18 @@ func SumHistograms(hs ...Histogram) Histogram {
 	}
 	var out []Bucket
 	for ub := range bounds {
-		sum := 0.0
+		acc := 0.0
 		for _, h := range hs {
 			if len(h) == 0 {
 				continue
 			}
+			v := h.CountAtOrBelow(ub)
 			if math.IsInf(ub, 1) {
-				sum += h.Count()
-			} else {
-				sum += h.CountAtOrBelow(ub)
+				v = h.Count()
 			}
+			acc = op(acc, v)
 		}
-		out = append(out, Bucket{UpperBound: ub, Count: sum})
+		out = append(out, Bucket{UpperBound: ub, Count: acc})
 	}
 	return NewHistogram(out)
 }

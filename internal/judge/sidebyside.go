@@ -278,16 +278,19 @@ func finite(c Counts) bool {
 }
 
 // maxExactEvents bounds the exact convolution (its cost grows with the
-// square of the bad events); beyond it the sum is normal to a fraction of
-// a percent.
+// square of the bad events); beyond it the p-value is Chernoff's bound,
+// which is never below the exact one: a test that may need a few more
+// events, never one that fails more often than it should.
 const maxExactEvents = 3000
 
 // stratifiedAtLeast is the p-value of the new side's bad events, summed
 // over the strata, under "in every stratum the new rate is c times the
 // old": given a stratum's m bad events, the new side's count is
 // Binomial(m, c·n/(o+c·n)) with n and o the stratum's totals, and the sum
-// is their convolution. Counts are rounded to whole events; a stratum
-// where a side counted nothing says nothing and is left out.
+// is their convolution. Counts are made whole by rounding each side's
+// running total, so that fractions (extrapolated counts) add up to no more
+// than one event overall; a stratum where a side counted nothing says
+// nothing and is left out.
 func stratifiedAtLeast(strata []Stratum, c float64) float64 {
 	type part struct {
 		m int
@@ -295,12 +298,17 @@ func stratifiedAtLeast(strata []Stratum, c float64) float64 {
 	}
 	var parts []part
 	observed, events := 0, 0
+	var cumNew, cumOld float64
+	var roundedNew, roundedOld int
 	for _, s := range strata {
-		if !(s.New.Total > 0) || !(s.Old.Total > 0) || !finite(s.New) || !finite(s.Old) {
+		if !finite(s.New) || !finite(s.Old) {
 			continue
 		}
-		b, a := int(math.Round(s.New.bad())), int(math.Round(s.Old.bad()))
-		if a+b == 0 {
+		cumNew += s.New.bad()
+		cumOld += s.Old.bad()
+		b, a := int(math.Round(cumNew))-roundedNew, int(math.Round(cumOld))-roundedOld
+		roundedNew, roundedOld = roundedNew+b, roundedOld+a
+		if !(s.New.Total > 0) || !(s.Old.Total > 0) || a+b == 0 {
 			continue
 		}
 		parts = append(parts, part{m: a + b, p: c * s.New.Total / (s.Old.Total + c*s.New.Total)})
@@ -311,19 +319,14 @@ func stratifiedAtLeast(strata []Stratum, c float64) float64 {
 		return 1
 	}
 	if events > maxExactEvents {
-		mean, variance := 0.0, 0.0
-		for _, pt := range parts {
-			mean += float64(pt.m) * pt.p
-			variance += float64(pt.m) * pt.p * (1 - pt.p)
-		}
-		if !(variance > 0) {
-			if float64(observed) > mean {
-				return 0
+		return chernoffAtLeast(float64(observed), func(theta float64) float64 {
+			// The log of the sum's moment generating function at theta.
+			sum := 0.0
+			for _, pt := range parts {
+				sum += float64(pt.m) * math.Log1p(pt.p*math.Expm1(theta))
 			}
-			return 1
-		}
-		z := (float64(observed) - 0.5 - mean) / math.Sqrt(variance)
-		return 0.5 * math.Erfc(z/math.Sqrt2)
+			return sum
+		})
 	}
 	dist := []float64{1}
 	for _, pt := range parts {
@@ -344,6 +347,31 @@ func stratifiedAtLeast(strata []Stratum, c float64) float64 {
 		tail += dist[k]
 	}
 	return min(tail, 1)
+}
+
+// chernoffAtLeast bounds P(S ≥ s) by min over θ ≥ 0 of exp(logMGF(θ) − θs),
+// the minimum found by golden-section search (the exponent is convex).
+func chernoffAtLeast(s float64, logMGF func(theta float64) float64) float64 {
+	f := func(theta float64) float64 { return logMGF(theta) - theta*s }
+	lo, hi := 0.0, 1.0
+	for f(hi) < f(hi/2) && hi < 1e3 {
+		hi *= 2
+	}
+	const phi = 0.6180339887498949
+	a, b := lo+(1-phi)*(hi-lo), lo+phi*(hi-lo)
+	fa, fb := f(a), f(b)
+	for range 100 {
+		if fa < fb {
+			hi, b, fb = b, a, fa
+			a = lo + (1-phi)*(hi-lo)
+			fa = f(a)
+		} else {
+			lo, a, fa = a, b, fb
+			b = lo + phi*(hi-lo)
+			fb = f(b)
+		}
+	}
+	return min(math.Exp(min(fa, fb, 0)), 1)
 }
 
 // binomialPMFs is P(X = k) for k = 0..m, X ~ Binomial(m, p).

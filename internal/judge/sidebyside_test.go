@@ -120,15 +120,33 @@ func TestStratifiedAtLeast(t *testing.T) {
 	if got := stratifiedAtLeast(two, 1); math.Abs(got-want) > 1e-12 {
 		t.Errorf("two strata: %v, want %v", got, want)
 	}
-	// Up to maxExactEvents the sum is exact; beyond, the normal
-	// approximation agrees with the exact test to a fraction of a percent.
+	// Up to maxExactEvents the sum is exact; beyond, Chernoff's bound is
+	// never below the exact p-value, and within a small factor of it.
 	exact := stratifiedAtLeast([]Stratum{{New: Counts{Bad: 800, Total: 20000}, Old: Counts{Bad: 1400, Total: 40000}}}, 1)
 	if direct := binomialAtLeast(800, 2200, 20000.0/60000); math.Abs(exact-direct) > 1e-9 {
 		t.Errorf("exact %v, direct %v", exact, direct)
 	}
-	approx := stratifiedAtLeast([]Stratum{{New: Counts{Bad: 1150, Total: 30000}, Old: Counts{Bad: 2100, Total: 60000}}}, 1)
-	if direct := binomialAtLeast(1150, 3250, 30000.0/90000); math.Abs(approx-direct) > 0.002 || !(direct > 0.001 && direct < 0.999) {
-		t.Errorf("normal approximation %v, exact %v", approx, direct)
+	for _, c := range []struct{ bad, events, newShare float64 }{
+		{1250, 3250, 1.0 / 3}, {215, 3200, 0.05}, {400, 4000, 0.1}, {120, 3500, 0.02},
+	} {
+		n := 100000.0
+		bound := stratifiedAtLeast([]Stratum{{
+			New: Counts{Bad: c.bad, Total: n * c.newShare},
+			Old: Counts{Bad: c.events - c.bad, Total: n * (1 - c.newShare)},
+		}}, 1)
+		direct := binomialAtLeast(c.bad, c.events, c.newShare)
+		if bound < direct*(1-1e-9) || bound > 100*direct+1e-12 {
+			t.Errorf("%.0f of %.0f at %.2f: bound %.3g, exact %.3g: want at or above it, within 100x", c.bad, c.events, c.newShare, bound, direct)
+		}
+	}
+	// Fractions add up: 32 stretches of half an error on each side are 16
+	// errors on each side, not 32 against none.
+	var halves []Stratum
+	for range 32 {
+		halves = append(halves, Stratum{New: Counts{Bad: 0.5, Total: 100}, Old: Counts{Bad: 0.49, Total: 100}})
+	}
+	if p := stratifiedAtLeast(halves, 1); p < 0.2 {
+		t.Errorf("half-errors: p %.3g, want no evidence", p)
 	}
 }
 

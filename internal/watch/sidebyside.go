@@ -2,6 +2,8 @@ package watch
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -41,18 +43,25 @@ type sideState struct {
 	// blind is set when the check's queries read the same series for the
 	// old pods as for the new: it cannot be compared side by side.
 	blind bool
-	// missing is set once the output said a side could not be measured.
-	missing bool
-	// measured is set once prev holds a measurement. For a check that
-	// counts from a fixed start, prev are the counts (or histograms) since
-	// the deploy at the previous look, and strata (slices) what each side
-	// counted between looks; for a sliding window, the window alone.
+	// missing counts the looks in a row at which a side could not be
+	// measured.
+	missing int
+	// measured is set once prev holds a measurement, taken at since. For a
+	// check that counts from a fixed start, prev are the highest counts
+	// (or histograms) since the deploy seen so far, and strata (slices)
+	// what each side counted between looks; a sliding window is judged on
+	// the window alone.
 	measured             bool
+	since                time.Time
 	prevNew, prevOld     judge.Counts
 	prevNewH, prevOldH   judge.Histogram
 	strata               []judge.Stratum
 	newSlices, oldSlices []judge.Histogram
 }
+
+// missingLooks is how many looks in a row a side may be unmeasurable
+// before the output says so.
+const missingLooks = 5
 
 // sideMeasure is one look's measurement of both sides, cumulative for a
 // check that counts from a fixed start.
@@ -142,13 +151,15 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 	for _, c := range checks {
 		l := looks[c]
 		if l.err != nil {
-			if !c.side.missing {
-				c.side.missing = true
-				w.note("%s: could not compare side by side at %s: %v", c.cfg.Name, at.Format(time.TimeOnly), l.err)
+			// New pods take a few scrapes to show up: say so only when a
+			// side stays unmeasurable.
+			if c.side.missing++; c.side.missing == missingLooks {
+				w.note("%s: could not compare side by side for %d looks in a row: %v", c.cfg.Name, missingLooks, l.err)
 			}
 			continue
 		}
-		verdict, old, judged := c.sideVerdict(l.m)
+		c.side.missing = 0
+		verdict, old, judged := c.sideVerdict(l.m, at)
 		if !judged {
 			continue
 		}
@@ -160,8 +171,12 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 			c.side.status = verdict.Status
 			continue
 		}
+		// The control group over the time the sides were compared.
 		v := newSide
 		v.Window = c.window
+		if c.cfg.Accumulates() {
+			v.SinceDeploy, v.SinceWarmup = at.Sub(c.side.since), at.Sub(c.side.since)
+		}
 		verdict, ctrl, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, verdict)
 		if verdict.Status != judge.Fail && !shared {
 			continue
@@ -201,28 +216,50 @@ func (c *check) sideBlind(nv, ov config.Vars) bool {
 }
 
 // measureSides measures the check on the new pods (nv) and the old ones
-// (ov) as of at.
+// (ov) as of at. A side without series, or with counts that are not
+// finite numbers, is an error: such a look is not a stretch of time with
+// nothing counted.
 func (c *check) measureSides(ctx context.Context, src Querier, nv, ov config.Vars, at time.Time) (sideMeasure, error) {
 	var m sideMeasure
-	var errN, errO error
-	if c.cfg.Type == config.TypeQuantile {
-		m.newH, errN = c.histogram(ctx, src, nv, at)
-		m.oldH, errO = c.histogram(ctx, src, ov, at)
-	} else {
-		m.newC, _, errN = c.counts(ctx, src, nv, at)
-		m.oldC, _, errO = c.counts(ctx, src, ov, at)
+	sides := []struct {
+		name string
+		v    config.Vars
+		c    *judge.Counts
+		h    *judge.Histogram
+	}{{"new", nv, &m.newC, &m.newH}, {"old", ov, &m.oldC, &m.oldH}}
+	for _, side := range sides {
+		if c.cfg.Type == config.TypeQuantile {
+			h, err := c.histogram(ctx, src, side.v, at)
+			switch {
+			case err != nil:
+				return m, fmt.Errorf("the %s pods: %w", side.name, err)
+			case len(h) == 0 || math.IsInf(h.Count(), 0) || math.IsNaN(h.Count()):
+				return m, fmt.Errorf("the %s pods: no histogram", side.name)
+			}
+			*side.h = h
+			continue
+		}
+		counts, ok, err := c.counts(ctx, src, side.v, at)
+		switch {
+		case err != nil:
+			return m, fmt.Errorf("the %s pods: %w", side.name, err)
+		case !ok:
+			return m, fmt.Errorf("the %s pods: no series", side.name)
+		case !isFinite(counts.Total) || !isFinite(counts.Bad):
+			return m, fmt.Errorf("the %s pods: counts %v of %v are not numbers", side.name, counts.Bad, counts.Total)
+		}
+		*side.c = counts
 	}
-	if errN != nil {
-		return m, errN
-	}
-	return m, errO
+	return m, nil
 }
+
+func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // sideVerdict adds a look's measurement to the check's strata and judges
 // them; judged is false while there is nothing to compare yet (the first
 // measurement of a check that counts from a fixed start only sets where
-// its strata begin).
-func (c *check) sideVerdict(m sideMeasure) (v judge.Verdict, old float64, judged bool) {
+// its strata begin, at s.since).
+func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old float64, judged bool) {
 	s := &c.side
 	th := c.th.AtLook(s.looks + 1)
 	if !c.cfg.Accumulates() {
@@ -234,19 +271,23 @@ func (c *check) sideVerdict(m sideMeasure) (v judge.Verdict, old float64, judged
 		}
 		return v, old, v.Status != judge.NoData
 	}
-	first := !s.measured
-	prevNew, prevOld, prevNewH, prevOldH := s.prevNew, s.prevOld, s.prevNewH, s.prevOldH
-	s.measured, s.prevNew, s.prevOld, s.prevNewH, s.prevOldH = true, m.newC, m.oldC, m.newH, m.oldH
-	if first {
+	if !s.measured {
+		s.measured, s.since = true, at
+		s.prevNew, s.prevOld, s.prevNewH, s.prevOldH = m.newC, m.oldC, m.newH, m.oldH
 		return v, old, false
 	}
+	// What was counted since the previous look. The previous counts are a
+	// high-water mark: extrapolated counts that dip and come back are not
+	// counted twice.
 	if c.cfg.Type == config.TypeQuantile {
-		s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, prevNewH))
-		s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, prevOldH))
+		s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, s.prevNewH))
+		s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, s.prevOldH))
+		s.prevNewH, s.prevOldH = judge.MaxHistograms(s.prevNewH, m.newH), judge.MaxHistograms(s.prevOldH, m.oldH)
 		s.newSlices, s.oldSlices = judge.MergeSlices(s.newSlices, s.oldSlices, judge.MaxStrata)
 		v, old = judge.SideBySideQuantile(s.newSlices, s.oldSlices, c.cfg.Quantile, c.cfg.MinRequests, th)
 	} else {
-		s.strata = append(s.strata, judge.Stratum{New: diffCounts(m.newC, prevNew), Old: diffCounts(m.oldC, prevOld)})
+		s.strata = append(s.strata, judge.Stratum{New: diffCounts(m.newC, s.prevNew), Old: diffCounts(m.oldC, s.prevOld)})
+		s.prevNew, s.prevOld = highWater(s.prevNew, m.newC), highWater(s.prevOld, m.oldC)
 		s.strata = judge.MergeStrata(s.strata, judge.MaxStrata)
 		v, old = judge.SideBySide(s.strata, c.cfg.MinRequests, th)
 	}
@@ -254,10 +295,14 @@ func (c *check) sideVerdict(m sideMeasure) (v judge.Verdict, old float64, judged
 }
 
 // diffCounts is what was counted between two measurements of counts since
-// a fixed start; counts that went down, as extrapolated counts can, are
-// read as none.
+// a fixed start; counts below the previous high-water mark, as
+// extrapolated counts can be, are read as none.
 func diffCounts(cur, prev judge.Counts) judge.Counts {
 	total := max(cur.Total-prev.Total, 0)
 	bad := min(max(cur.Bad-prev.Bad, 0), total)
 	return judge.Counts{Bad: bad, Total: total}
+}
+
+func highWater(prev, cur judge.Counts) judge.Counts {
+	return judge.Counts{Bad: max(prev.Bad, cur.Bad), Total: max(prev.Total, cur.Total)}
 }

@@ -3,6 +3,7 @@ package watch
 import (
 	"cmp"
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,39 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 				t.Errorf("%s: comparison %q control %v: want the control group's value", ch.Name, ch.Comparison, ch.Control)
 			}
 		})
+	}
+}
+
+// TestSideStrataFromCumulativeCounts: the strata are what each side counted
+// between looks, from counts since the deploy that Prometheus extrapolates:
+// a dip and its recovery are not counted twice, and a look at which a side
+// could not be measured leaves the next stretch to cover the gap, once.
+func TestSideStrataFromCumulativeCounts(t *testing.T) {
+	spec := loadSpec(t, "")
+	c := newCheck(spec.Checks[0], 4*time.Second) // error_rate, counted since the warm-up
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	looks := []struct{ newTotal, oldTotal float64 }{
+		{100, 300},  // where the strata begin
+		{1100, 900}, // +1000, +600
+		{1090, 950}, // a dip on the new side: +0, +50
+		{1100, 1000},
+		// a look at which a side had no series is never passed on
+		{1300, 1100},
+	}
+	for i, l := range looks {
+		m := sideMeasure{newC: judge.Counts{Bad: l.newTotal / 100, Total: l.newTotal}, oldC: judge.Counts{Bad: 0, Total: l.oldTotal}}
+		c.sideVerdict(m, at.Add(time.Duration(i)*time.Second))
+	}
+	var newTotal, oldTotal, newBad float64
+	for _, s := range c.side.strata {
+		newTotal += s.New.Total
+		oldTotal += s.Old.Total
+		newBad += s.New.Bad
+	}
+	if newTotal != 1200 || oldTotal != 800 || math.Abs(newBad-12) > 1e-9 {
+		t.Errorf("strata sum to %v (%v bad) new and %v old requests; want 1200 (12), 800", newTotal, newBad, oldTotal)
+	}
+	if !c.side.since.Equal(at) {
+		t.Errorf("strata begin at %s, want the first look", c.side.since)
 	}
 }

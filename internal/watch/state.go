@@ -52,6 +52,9 @@ type State struct {
 	Look Duration `json:"look,omitempty"`
 	// JudgeFrom is when the warm-up ended ($since_warmup starts there).
 	JudgeFrom time.Time `json:"judge_from,omitzero"`
+	// SideFrom is when the rollout's side-by-side comparison began
+	// counting (a warm-up after both sides first served).
+	SideFrom time.Time `json:"side_from,omitzero"`
 	// LastTick is the time of the monitor's last measurement.
 	LastTick time.Time `json:"last_tick,omitzero"`
 	// Decision is set once the watch failed or was found inconclusive,
@@ -244,7 +247,7 @@ func (w *run) state() *State {
 		Began:       w.began,
 		DeployBegan: w.deployBegan, DeployInterrupted: w.deployInterrupted, RolledOutAtOnce: w.rolledOutAtOnce,
 		ScrapeInterval: Duration(w.scrape), Window: Duration(w.window), History: Duration(w.history), Look: Duration(w.look),
-		JudgeFrom: w.judgeFrom, LastTick: w.lastTick,
+		JudgeFrom: w.judgeFrom, SideFrom: w.sideFrom, LastTick: w.lastTick,
 		Decision: w.decision,
 		Report:   &rep,
 	}
@@ -382,7 +385,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		req:         Request{Version: s.Request.Version, RunDeploy: s.Request.RunDeploy, TriggeredBy: s.Request.TriggeredBy, StartedAt: rep.Deploy.StartedAt, Origin: s.Origin},
 		deployBegan: s.DeployBegan, deployInterrupted: s.DeployInterrupted, rolledOutAtOnce: s.RolledOutAtOnce,
 		scrape: time.Duration(s.ScrapeInterval), window: time.Duration(s.Window), history: time.Duration(s.History), look: time.Duration(s.Look),
-		judgeFrom: s.JudgeFrom, lastTick: s.LastTick, decision: s.Decision,
+		judgeFrom: s.JudgeFrom, sideFrom: s.SideFrom, lastTick: s.LastTick, decision: s.Decision,
 	}
 	w.current = rep.Phases[len(rep.Phases)-1]
 	w.resuming = w.current.EndedAt == nil

@@ -225,6 +225,9 @@ type savedState struct {
 	PinnedRevision int64            `json:"pinned_revision,omitempty"`
 	Since          time.Time        `json:"since"`
 	BaseRestarts   map[string]int32 `json:"base_restarts,omitempty"`
+	// Pods are the pods seen so far, by pod hash: $pods still names those
+	// a rollout deleted before the watch was resumed.
+	Pods map[string][]string `json:"pods,omitempty"`
 }
 
 // SaveState returns the pinned revision and the restart counts at Start.
@@ -232,6 +235,12 @@ func (t *Target) SaveState() (json.RawMessage, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := savedState{Since: t.since, BaseRestarts: t.baseRestarts}
+	for hash, names := range t.seen {
+		if st.Pods == nil {
+			st.Pods = map[string][]string{}
+		}
+		st.Pods[hash] = slices.Sorted(maps.Keys(names))
+	}
 	if t.pinned != nil {
 		st.PinnedUID, st.PinnedRevision = t.pinned.uid, t.pinned.number
 	}
@@ -248,6 +257,15 @@ func (t *Target) RestoreState(ctx context.Context, d watch.Deploy, saved json.Ra
 	}
 	t.mu.Lock()
 	t.since, t.baseRestarts = st.Since, st.BaseRestarts
+	for hash, names := range st.Pods {
+		if t.seen == nil {
+			t.seen = map[string]map[string]bool{}
+		}
+		t.seen[hash] = map[string]bool{}
+		for _, name := range names {
+			t.seen[hash][name] = true
+		}
+	}
 	t.mu.Unlock()
 	if st.PinnedUID == "" {
 		return nil
