@@ -32,18 +32,20 @@ type Stratum struct {
 
 // SideBySide judges the new pods' error share against the old pods',
 // counted over the same stretches of time. It fails when both hold, each
-// at this look's level (the check's confidence made SideBySideStrictness
-// times stricter, spent over the looks):
+// at the check's confidence made SideBySideStrictness times stricter:
 //
 //   - the new pods are beyond the line: for an absolute rule, their share
-//     is shown beyond it by the check's own test (anytime-valid when the
-//     check is sequential); for a relative rule, beyond its floor if it
-//     has one;
+//     is shown beyond it by the check's own test; for a relative rule,
+//     beyond its floor if it has one;
 //   - the new pods are significantly worse than the old ones, by more than
-//     the tolerance or, for a relative rule, by more than its factor: the
-//     exact conditional test of two rates within each stratum (of the bad
-//     events of a stretch, under "the new rate is c times the old" the new
-//     side's share is binomial), summed over the strata.
+//     the tolerance or, for a relative rule, by more than its factor,
+//     whichever is larger: within each stratum, of the bad events of the
+//     stretch, under "the new rate is c times the old" the new side's
+//     share is binomial; the evidence against that is the mixture
+//     likelihood ratio over the strata (stratifiedMixture).
+//
+// For a sequential check both tests are valid at every look; for one over
+// a sliding window (one stratum) they are exact, spent over the looks.
 //
 // A share beyond the line on both sides is not the release's doing, and
 // one that is worse but under the line is not worth a rollback. The line
@@ -172,8 +174,8 @@ func tooLittleToCompare(v Verdict, n, nOld, minTotal float64, t Thresholds) (out
 func compareSides(v Verdict, strata []Stratum, line, pBeyond, c float64, both bool, seen string, format func(float64) string, t Thresholds) Verdict {
 	st := t.sideTest()
 	v.Line = line
-	pWorse := stratifiedAtLeast(strata, c)
-	levelBeyond, levelWorse := st.level(), st.fixedLevel()
+	pWorse, levelWorse := pWorseThan(strata, c, st)
+	levelBeyond := st.level()
 	v.Confidence = 1 - max(pBeyond, pWorse)
 	switch {
 	case !t.Fail.Crosses(v.Value, line):
@@ -203,66 +205,6 @@ func shortOfLevel(p, level float64) string {
 	return fmt.Sprintf("%s sure, %s needed", sure(1-p), sure(1-level))
 }
 
-// MaxStrata is how many stretches of time a comparison keeps: enough to
-// follow a rollout's shifting traffic, few enough to stay cheap.
-const MaxStrata = 32
-
-// MergeStrata keeps at most n strata by merging, one pair at a time, the
-// neighbours whose traffic was split most alike between the sides: within
-// a merged stretch a change that hits both sides then counts for each
-// side in proportion to its traffic, as it should. It reuses the storage
-// of strata.
-func MergeStrata(strata []Stratum, n int) []Stratum {
-	n = max(n, 1)
-	split := func(s Stratum) float64 {
-		if !(s.New.Total+s.Old.Total > 0) {
-			return 0
-		}
-		return s.New.Total / (s.New.Total + s.Old.Total)
-	}
-	for len(strata) > n {
-		best, gap := 0, math.Inf(1)
-		for i := 0; i+1 < len(strata); i++ {
-			if d := math.Abs(split(strata[i]) - split(strata[i+1])); d < gap {
-				best, gap = i, d
-			}
-		}
-		a, b := strata[best], strata[best+1]
-		strata[best] = Stratum{
-			New: Counts{Bad: a.New.bad() + b.New.bad(), Total: a.New.Total + b.New.Total},
-			Old: Counts{Bad: a.Old.bad() + b.Old.bad(), Total: a.Old.Total + b.Old.Total},
-		}
-		strata = append(strata[:best+1], strata[best+2:]...)
-	}
-	return strata
-}
-
-// MergeSlices is MergeStrata for histograms measured on each side over
-// the same stretches of time.
-func MergeSlices(newSlices, oldSlices []Histogram, n int) ([]Histogram, []Histogram) {
-	n = max(n, 1)
-	split := func(i int) float64 {
-		a, b := newSlices[i].Count(), oldSlices[i].Count()
-		if !(a+b > 0) {
-			return 0
-		}
-		return a / (a + b)
-	}
-	for len(newSlices) > n && len(newSlices) == len(oldSlices) {
-		best, gap := 0, math.Inf(1)
-		for i := 0; i+1 < len(newSlices); i++ {
-			if d := math.Abs(split(i) - split(i+1)); d < gap {
-				best, gap = i, d
-			}
-		}
-		newSlices[best] = SumHistograms(newSlices[best], newSlices[best+1])
-		oldSlices[best] = SumHistograms(oldSlices[best], oldSlices[best+1])
-		newSlices = append(newSlices[:best+1], newSlices[best+2:]...)
-		oldSlices = append(oldSlices[:best+1], oldSlices[best+2:]...)
-	}
-	return newSlices, oldSlices
-}
-
 func sumStrata(strata []Stratum) (newC, oldC Counts) {
 	for _, s := range strata {
 		newC.Bad += s.New.bad()
@@ -277,120 +219,51 @@ func finite(c Counts) bool {
 	return !math.IsInf(c.Total, 0) && !math.IsNaN(c.Total) && !math.IsInf(c.Bad, 0)
 }
 
-// maxExactEvents bounds the exact convolution (its cost grows with the
-// square of the bad events); beyond it the p-value is Chernoff's bound,
-// which is never below the exact one: a test that may need a few more
-// events, never one that fails more often than it should.
-const maxExactEvents = 3000
-
-// stratifiedAtLeast is the p-value of the new side's bad events, summed
-// over the strata, under "in every stratum the new rate is c times the
-// old": given a stratum's m bad events, the new side's count is
-// Binomial(m, c·n/(o+c·n)) with n and o the stratum's totals, and the sum
-// is their convolution. Counts are made whole by rounding each side's
-// running total, so that fractions (extrapolated counts) add up to no more
-// than one event overall; a stratum where a side counted nothing says
-// nothing and is left out.
-func stratifiedAtLeast(strata []Stratum, c float64) float64 {
-	type part struct {
-		m int
-		p float64
+// pWorseThan is the p-value of "the new side's rate is at most c times
+// the old side's", and the level it must reach at this look. Counts that
+// accumulate (a sequential check's) are judged by a mixture likelihood
+// ratio over the strata, valid at every look; a sliding window, one
+// stretch, by the exact conditional test, its level spent over the looks.
+func pWorseThan(strata []Stratum, c float64, st Thresholds) (p, level float64) {
+	if st.Test == Sequential {
+		return anytimeP(stratifiedMixture(strata, c)), st.level()
 	}
-	var parts []part
-	observed, events := 0, 0
-	var cumNew, cumOld float64
-	var roundedNew, roundedOld int
+	newC, oldC := sumStrata(strata)
+	bad, oldBad := newC.bad(), oldC.bad()
+	share := c * newC.Total / (oldC.Total + c*newC.Total)
+	return binomialAtLeast(bad, bad+oldBad, share), st.fixedLevel()
+}
+
+// stratifiedMixture is the evidence that the new side's rate is more than
+// c times the old side's, stratum by stratum. Given a stratum's m bad
+// events and its totals n (new) and o (old), under "the new rate is c
+// times the old" each bad event is the new side's with chance
+// p = c·n/(o+c·n); under an effect ψ the odds of that are ψ times higher.
+// The likelihood ratio of the strata seen so far, mixed over the
+// sequential test's alternatives, has expectation at most 1 under any new
+// rate up to c times the old, at every look however many: the check fails
+// when it reaches 1/α (Ville's inequality), with no confidence spent
+// over the looks. A stratum where a side counted nothing says nothing.
+func stratifiedMixture(strata []Stratum, c float64) float64 {
+	llr := make([]float64, len(alternatives))
 	for _, s := range strata {
-		if !finite(s.New) || !finite(s.Old) {
+		if !(s.New.Total > 0) || !(s.Old.Total > 0) || !finite(s.New) || !finite(s.Old) {
 			continue
 		}
-		cumNew += s.New.bad()
-		cumOld += s.Old.bad()
-		b, a := int(math.Round(cumNew))-roundedNew, int(math.Round(cumOld))-roundedOld
-		roundedNew, roundedOld = roundedNew+b, roundedOld+a
-		if !(s.New.Total > 0) || !(s.Old.Total > 0) || a+b == 0 {
+		b, a := s.New.bad(), s.Old.bad()
+		p := c * s.New.Total / (s.Old.Total + c*s.New.Total)
+		if a+b == 0 || p >= 1 {
 			continue
 		}
-		parts = append(parts, part{m: a + b, p: c * s.New.Total / (s.Old.Total + c*s.New.Total)})
-		observed += b
-		events += a + b
-	}
-	if observed == 0 {
-		return 1
-	}
-	if events > maxExactEvents {
-		return chernoffAtLeast(float64(observed), func(theta float64) float64 {
-			// The log of the sum's moment generating function at theta.
-			sum := 0.0
-			for _, pt := range parts {
-				sum += float64(pt.m) * math.Log1p(pt.p*math.Expm1(theta))
-			}
-			return sum
-		})
-	}
-	dist := []float64{1}
-	for _, pt := range parts {
-		pmf := binomialPMFs(pt.m, pt.p)
-		next := make([]float64, len(dist)+pt.m)
-		for i, a := range dist {
-			if a == 0 {
-				continue
-			}
-			for k, b := range pmf {
-				next[i+k] += a * b
-			}
-		}
-		dist = next
-	}
-	tail := 0.0
-	for k := observed; k < len(dist); k++ {
-		tail += dist[k]
-	}
-	return min(tail, 1)
-}
-
-// chernoffAtLeast bounds P(S ≥ s) by min over θ ≥ 0 of exp(logMGF(θ) − θs),
-// the minimum found by golden-section search (the exponent is convex).
-func chernoffAtLeast(s float64, logMGF func(theta float64) float64) float64 {
-	f := func(theta float64) float64 { return logMGF(theta) - theta*s }
-	lo, hi := 0.0, 1.0
-	for f(hi) < f(hi/2) && hi < 1e3 {
-		hi *= 2
-	}
-	const phi = 0.6180339887498949
-	a, b := lo+(1-phi)*(hi-lo), lo+phi*(hi-lo)
-	fa, fb := f(a), f(b)
-	for range 100 {
-		if fa < fb {
-			hi, b, fb = b, a, fa
-			a = lo + (1-phi)*(hi-lo)
-			fa = f(a)
-		} else {
-			lo, a, fa = a, b, fb
-			b = lo + phi*(hi-lo)
-			fb = f(b)
+		for j, psi := range alternatives {
+			odds := psi * p / (1 - p)
+			q := odds / (1 + odds)
+			llr[j] += b*math.Log(q/p) + a*(math.Log1p(-q)-math.Log1p(-p))
 		}
 	}
-	return min(math.Exp(min(fa, fb, 0)), 1)
-}
-
-// binomialPMFs is P(X = k) for k = 0..m, X ~ Binomial(m, p).
-func binomialPMFs(m int, p float64) []float64 {
-	pmf := make([]float64, m+1)
-	switch {
-	case p <= 0:
-		pmf[0] = 1
-		return pmf
-	case p >= 1:
-		pmf[m] = 1
-		return pmf
+	sum := 0.0
+	for _, l := range llr {
+		sum += math.Exp(math.Min(l, 700))
 	}
-	lgm, _ := math.Lgamma(float64(m + 1))
-	lp, lq := math.Log(p), math.Log1p(-p)
-	for k := range pmf {
-		lk, _ := math.Lgamma(float64(k + 1))
-		lmk, _ := math.Lgamma(float64(m - k + 1))
-		pmf[k] = math.Exp(lgm - lk - lmk + float64(k)*lp + float64(m-k)*lq)
-	}
-	return pmf
+	return sum / float64(len(alternatives))
 }

@@ -37,7 +37,7 @@ func TestSideBySide(t *testing.T) {
 		{"a relative rule needs more than its factor", relative, 1,
 			Counts{Bad: 60, Total: 2000}, Counts{Bad: 40, Total: 4000}, Warn, 0.02, "not significantly worse"},
 		{"an absolute line needs the new pods shown beyond it", errorRateThresholds(), 1,
-			Counts{Bad: 3, Total: 150}, Counts{Bad: 0, Total: 3000}, Warn, 0.01, "too few requests to be sure"},
+			Counts{Bad: 3, Total: 150}, Counts{Bad: 0, Total: 30000}, Warn, 0.01, "too few requests to be sure"},
 		{"a relative rule, too little evidence", relative, 1,
 			Counts{Bad: 12, Total: 400}, Counts{Bad: 8, Total: 800}, Warn, 0.02, "not significantly worse"},
 	}
@@ -62,100 +62,88 @@ func TestSideBySide(t *testing.T) {
 	}
 }
 
-// TestSideBySideSpendsItsConfidenceOverLooks: the two-rate test's level at
-// the k-th look is α'·6/(π²k²) with α' a tenth of the check's α, computed
-// directly here (a relative rule without a floor, so that only the
-// two-rate test decides).
-func TestSideBySideSpendsItsConfidenceOverLooks(t *testing.T) {
+// TestSideBySideLevels: with counts that accumulate (the sequential test)
+// the comparison of the two rates is the mixture likelihood ratio, computed
+// directly here, failing when it reaches 1/α' (α' a tenth of the check's
+// α) at any look; over a sliding window it is the exact conditional test
+// at α'·6/(π²k²) at the k-th look. A relative rule without a floor, so
+// that only the comparison decides.
+func TestSideBySideLevels(t *testing.T) {
 	th := errorRateThresholds()
 	th.Tolerance, th.Fail = 0, MustParseRule("> 1x baseline")
-	strata := []Stratum{{New: Counts{Bad: 9, Total: 300}, Old: Counts{Bad: 1, Total: 600}}}
-	// Of the 10 errors, 9 on the new side, which holds a third of the
-	// requests: P(X ≥ 9 | 10, 1/3) = 10·(1/3)^9·(2/3) + (1/3)^10.
-	p := 10*math.Pow(1.0/3, 9)*(2.0/3) + math.Pow(1.0/3, 10)
-	for _, test := range []Test{Sequential, Spent, PerLook} {
+	// The new side holds a third of the requests.
+	mixture := func(b, a float64) float64 {
+		p, sum := 1.0/3, 0.0
+		for _, psi := range alternatives {
+			q := psi * p / (1 - p) / (1 + psi*p/(1-p))
+			sum += math.Pow(q/p, b) * math.Pow((1-q)/(1-p), a)
+		}
+		return sum / float64(len(alternatives))
+	}
+	for _, c := range []struct{ b, a float64 }{{9, 1}, {12, 0}, {14, 2}} {
+		strata := []Stratum{{New: Counts{Bad: c.b, Total: 300}, Old: Counts{Bad: c.a, Total: 600}}}
+		lr := mixture(c.b, c.a)
+		p := binomialAtLeast(c.b, c.a+c.b, 1.0/3)
 		for _, look := range []int{1, 2, 10, 400} {
-			th.Test, th.Look = test, look
+			th.Test, th.Look = Sequential, look
 			v, _ := SideBySide(strata, 100, th)
+			if want := lr >= 1000; (v.Status == Fail) != want {
+				t.Errorf("%v/%v sequential, look %d: %s, want fail %v (Λ %.4g): %s", c.b, c.a, look, v.Status, want, lr, v.Reason)
+			}
 			level := 0.001 * 6 / (math.Pi * math.Pi * float64(look*look))
-			want := Warn
-			if p <= level {
-				want = Fail
-			}
-			if v.Status != want {
-				t.Errorf("%s test, look %d: %s, want %s (p %.3g, level %.3g): %s", test, look, v.Status, want, p, level, v.Reason)
-			}
-			if math.Abs(v.Confidence-(1-p)) > 1e-9 {
-				t.Errorf("look %d: confidence %v, want %v", look, v.Confidence, 1-p)
+			for _, test := range []Test{Spent, PerLook} {
+				th.Test = test
+				v, _ := SideBySide(strata, 100, th)
+				if want := p <= level; (v.Status == Fail) != want {
+					t.Errorf("%v/%v %s, look %d: %s, want fail %v (p %.3g, level %.3g)", c.b, c.a, test, look, v.Status, want, p, level)
+				}
 			}
 		}
 	}
 }
 
-// TestStratifiedAtLeast checks the stratified two-rate test against
-// direct computation: one stratum is the plain conditional binomial test;
-// two small strata are summed by enumeration.
-func TestStratifiedAtLeast(t *testing.T) {
-	one := []Stratum{{New: Counts{Bad: 7, Total: 200}, Old: Counts{Bad: 3, Total: 600}}}
-	if got, want := stratifiedAtLeast(one, 1.25), binomialAtLeast(7, 10, 1.25*200/(600+1.25*200)); math.Abs(got-want) > 1e-12 {
-		t.Errorf("one stratum: %v, want %v", got, want)
+// TestStratifiedMixture: under "the new rate is c times the old" the
+// mixture's expectation is exactly 1 (a martingale, which is what makes it
+// valid at every look), and below that less; two strata multiply; halves
+// of errors on both sides are no evidence.
+func TestStratifiedMixture(t *testing.T) {
+	const m = 12
+	stratum := func(b float64) []Stratum {
+		return []Stratum{{New: Counts{Bad: b, Total: 200}, Old: Counts{Bad: m - b, Total: 400}}}
 	}
-	// Stratum 1: 3 bad events, new share p1; stratum 2: 2, p2. P(X1+X2 ≥ 4).
+	for _, c := range []struct{ p, want float64 }{{1.0 / 3, 1}, {0.25, 0}} {
+		e := 0.0
+		for k := 0; k <= m; k++ {
+			e += float64(binom(m, k)) * math.Pow(c.p, float64(k)) * math.Pow(1-c.p, float64(m-k)) * stratifiedMixture(stratum(float64(k)), 1)
+		}
+		if c.want == 1 && math.Abs(e-1) > 1e-9 || c.want == 0 && !(e < 1) {
+			t.Errorf("true share %.3g: E[Λ] = %v", c.p, e)
+		}
+	}
 	two := []Stratum{
-		{New: Counts{Bad: 2, Total: 100}, Old: Counts{Bad: 1, Total: 300}},
-		{New: Counts{Bad: 2, Total: 300}, Old: Counts{Bad: 0, Total: 100}},
-	}
-	p1, p2 := 100.0/400, 300.0/400
-	pmf := func(m, k int, p float64) float64 {
-		return float64(binom(m, k)) * math.Pow(p, float64(k)) * math.Pow(1-p, float64(m-k))
+		{New: Counts{Bad: 3, Total: 100}, Old: Counts{Bad: 1, Total: 300}},
+		{New: Counts{Bad: 4, Total: 300}, Old: Counts{Bad: 0, Total: 100}},
 	}
 	want := 0.0
-	for k1 := 0; k1 <= 3; k1++ {
-		for k2 := 0; k2 <= 2; k2++ {
-			if k1+k2 >= 4 {
-				want += pmf(3, k1, p1) * pmf(2, k2, p2)
-			}
+	for _, psi := range alternatives {
+		lr := 1.0
+		for _, s := range two {
+			p := s.New.Total / (s.New.Total + s.Old.Total)
+			q := psi * p / (1 - p) / (1 + psi*p/(1-p))
+			lr *= math.Pow(q/p, s.New.Bad) * math.Pow((1-q)/(1-p), s.Old.Bad)
 		}
+		want += lr / float64(len(alternatives))
 	}
-	if got := stratifiedAtLeast(two, 1); math.Abs(got-want) > 1e-12 {
+	if got := stratifiedMixture(two, 1); math.Abs(got-want) > 1e-9*want {
 		t.Errorf("two strata: %v, want %v", got, want)
 	}
-	// Up to maxExactEvents the sum is exact; beyond, Chernoff's bound is
-	// never below the exact p-value, and within a small factor of it.
-	exact := stratifiedAtLeast([]Stratum{{New: Counts{Bad: 800, Total: 20000}, Old: Counts{Bad: 1400, Total: 40000}}}, 1)
-	if direct := binomialAtLeast(800, 2200, 20000.0/60000); math.Abs(exact-direct) > 1e-9 {
-		t.Errorf("exact %v, direct %v", exact, direct)
-	}
-	for _, c := range []struct{ bad, events, newShare float64 }{
-		{1250, 3250, 1.0 / 3}, {215, 3200, 0.05}, {400, 4000, 0.1}, {120, 3500, 0.02},
-	} {
-		n := 100000.0
-		bound := stratifiedAtLeast([]Stratum{{
-			New: Counts{Bad: c.bad, Total: n * c.newShare},
-			Old: Counts{Bad: c.events - c.bad, Total: n * (1 - c.newShare)},
-		}}, 1)
-		direct := binomialAtLeast(c.bad, c.events, c.newShare)
-		if bound < direct*(1-1e-9) || bound > 100*direct+1e-12 {
-			t.Errorf("%.0f of %.0f at %.2f: bound %.3g, exact %.3g: want at or above it, within 100x", c.bad, c.events, c.newShare, bound, direct)
-		}
-	}
-	// Fractions add up: 32 stretches of half an error on each side are 16
-	// errors on each side, not 32 against none.
 	var halves []Stratum
 	for range 32 {
 		halves = append(halves, Stratum{New: Counts{Bad: 0.5, Total: 100}, Old: Counts{Bad: 0.49, Total: 100}})
 	}
-	if p := stratifiedAtLeast(halves, 1); p < 0.2 {
-		t.Errorf("half-errors: p %.3g, want no evidence", p)
+	if lr := stratifiedMixture(halves, 1); lr > 5 {
+		t.Errorf("half-errors on both sides: Λ %.3g, want no evidence", lr)
 	}
-}
-
-func binom(n, k int) int {
-	r := 1
-	for i := 1; i <= k; i++ {
-		r = r * (n - k + i) / i
-	}
-	return r
 }
 
 // TestSideBySideRarelyFailsAHealthyRollout: old and new pods with the same
@@ -189,11 +177,12 @@ func TestSideBySideRarelyFailsAHealthyRollout(t *testing.T) {
 						c.Bad++
 					}
 				}
-				strata = append(strata, s)
-				if pooled {
-					strata = MergeStrata(strata, 1)
+				if pooled && len(strata) > 0 {
+					p := &strata[0]
+					p.New.Bad, p.New.Total = p.New.Bad+s.New.Bad, p.New.Total+s.New.Total
+					p.Old.Bad, p.Old.Total = p.Old.Bad+s.Old.Bad, p.Old.Total+s.Old.Total
 				} else {
-					strata = MergeStrata(strata, MaxStrata)
+					strata = append(strata, s)
 				}
 				th.Look = k
 				if v, _ := SideBySide(strata, 20, th); v.Status == Fail {
@@ -231,7 +220,9 @@ func TestSideBySideRarelyFailsAHealthyRollout(t *testing.T) {
 		}
 		return 0.001
 	}
-	if caught := simulate(bad, false); caught < 0.99 {
+	caught := simulate(bad, false)
+	t.Logf("5%% errors on the new pods, 0.1%% on the old: caught in %.1f%% of rollouts", 100*caught)
+	if caught < 0.99 {
 		t.Errorf("5%% errors on the new pods, 0.1%% on the old: caught in %.1f%% of rollouts, want 99%%", 100*caught)
 	}
 	rate := simulate(outage, true)
@@ -288,4 +279,12 @@ func TestSideBySideQuantile(t *testing.T) {
 			}
 		})
 	}
+}
+
+func binom(n, k int) int {
+	r := 1
+	for i := 1; i <= k; i++ {
+		r = r * (n - k + i) / i
+	}
+	return r
 }

@@ -261,8 +261,13 @@ func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // its strata begin, at s.since).
 func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old float64, judged bool) {
 	s := &c.side
+	// Counts that accumulate are judged by tests valid at every look;
+	// a sliding window spends its confidence over the looks (whatever
+	// failure_limit says: the comparison has no failure limit).
 	th := c.th.AtLook(s.looks + 1)
+	th.Test = judge.Sequential
 	if !c.cfg.Accumulates() {
+		th.Test = judge.Spent
 		// A sliding window is one stretch of time already.
 		if c.cfg.Type == config.TypeQuantile {
 			v, old = judge.SideBySideQuantile([]judge.Histogram{m.newH}, []judge.Histogram{m.oldH}, c.cfg.Quantile, c.cfg.MinRequests, th)
@@ -283,12 +288,10 @@ func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old f
 		s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, s.prevNewH))
 		s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, s.prevOldH))
 		s.prevNewH, s.prevOldH = judge.MaxHistograms(s.prevNewH, m.newH), judge.MaxHistograms(s.prevOldH, m.oldH)
-		s.newSlices, s.oldSlices = judge.MergeSlices(s.newSlices, s.oldSlices, judge.MaxStrata)
 		v, old = judge.SideBySideQuantile(s.newSlices, s.oldSlices, c.cfg.Quantile, c.cfg.MinRequests, th)
 	} else {
 		s.strata = append(s.strata, judge.Stratum{New: diffCounts(m.newC, s.prevNew), Old: diffCounts(m.oldC, s.prevOld)})
 		s.prevNew, s.prevOld = highWater(s.prevNew, m.newC), highWater(s.prevOld, m.oldC)
-		s.strata = judge.MergeStrata(s.strata, judge.MaxStrata)
 		v, old = judge.SideBySide(s.strata, c.cfg.MinRequests, th)
 	}
 	return v, old, v.Status != judge.NoData
