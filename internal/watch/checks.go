@@ -34,6 +34,9 @@ type check struct {
 
 // baseline is a check's measurement over the window before the deploy.
 type baseline struct {
+	// at is when the window ended: the deploy's start, or baseline.offset
+	// before it.
+	at     time.Time
 	window time.Duration
 	// hasData is set when the baseline measured something.
 	hasData bool
@@ -109,7 +112,7 @@ func (c *check) evidenceQuery(v config.Vars) string {
 // measureBaseline measures the check over the window that ends at the
 // deploy's start.
 func (c *check) measureBaseline(ctx context.Context, src Querier, v config.Vars, at time.Time, window time.Duration) {
-	c.base = baseline{window: window, value: math.NaN(), count: math.NaN()}
+	c.base = baseline{at: at, window: window, value: math.NaN(), count: math.NaN()}
 	v.Window, v.SinceDeploy, v.SinceWarmup = window, window, window
 	var err error
 	switch c.cfg.Type {
@@ -148,6 +151,36 @@ func (c *check) baselineValue() float64 {
 		return c.base.count / c.base.window.Seconds()
 	}
 	return c.base.value
+}
+
+// compareControlRate asks whether the control group's rate fell (or rose)
+// beyond the same line against its own baseline, over the same window: a
+// drop of traffic that hits the control group too is upstream of the
+// release (a shared cause). A control group that held blames the release.
+func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
+	bv := cv
+	bv.Window, bv.SinceDeploy, bv.SinceWarmup = c.base.window, c.base.window, c.base.window
+	base, okBase, errBase := c.scalar(ctx, src, "count", bv, c.base.at)
+	now, okNow, errNow := c.scalar(ctx, src, "count", cv, at)
+	if errBase != nil || errNow != nil || !okBase || c.base.at.IsZero() {
+		verdict.Reason += "; the control group could not be measured"
+		return verdict, nil, false
+	}
+	if !okNow {
+		now = 0 // its series are gone: no traffic
+	}
+	secs := rangeOf(cv.Window).Seconds()
+	cvv := judge.Rate(now, secs, base, c.base.window.Seconds(), c.th.AtLook(c.tracker.Measured()+1))
+	ctrl = judge.Num(now / secs)
+	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
+		formatValue(now/secs, c.cfg.Unit), formatValue(base/c.base.window.Seconds(), c.cfg.Unit))
+	if cvv.Status == judge.Fail {
+		verdict.Status = judge.Warn
+		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause (upstream of this release), not this release"
+		return verdict, ctrl, true
+	}
+	verdict.Reason += "; " + seen + ", which held"
+	return verdict, ctrl, false
 }
 
 // judgedBaseline is the baseline an error share's line is drawn from:
@@ -248,11 +281,17 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 // requests are slower). Other checks, and a watch without a control
 // group, keep their verdict.
 func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
-	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) || !(verdict.Samples > 0) {
+	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) {
 		return verdict, nil, false // not a statistical failure (no data, say): nothing to compare
 	}
 	cv := v
 	cv.Selector = control
+	if c.cfg.Type == config.TypeRate {
+		return c.compareControlRate(ctx, src, cv, at, verdict)
+	}
+	if !(verdict.Samples > 0) {
+		return verdict, nil, false
+	}
 	var obs, ctl judge.Counts
 	var line, ctlValue float64
 	what := ""

@@ -149,13 +149,15 @@ func containsPrefix(list []string, prefix string) bool {
 
 // TestControlGroupDecidesEveryFailure: the control group (baseline.control)
 // is consulted on every failure, not only the monitor's error share: a
-// crash-level error share in the warm-up and a latency regression. What
+// crash-level error share in the warm-up, a latency regression, a drop of
+// traffic. What
 // hits the control group too is a shared cause (inconclusive, nothing
 // rolled back); what hits the new version alone fails it.
 func TestControlGroupDecidesEveryFailure(t *testing.T) {
 	healthy := profile{rps: 50, errRatio: 0.001, latency: 1}
 	crash := profile{rps: 50, errRatio: 0.3, latency: 1}
 	slow := profile{rps: 50, errRatio: 0.001, latency: 4}
+	quiet := profile{rps: 4, errRatio: 0.001, latency: 1}
 	cases := []struct {
 		name       string
 		new, ctl   profile
@@ -172,6 +174,10 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "latency_p99", wantReason: "slower than"},
 		{name: "a release slower than the control group fails", new: slow, ctl: healthy,
 			want: Failed, wantPhase: PhaseMonitor, wantCheck: "latency_p99", wantReason: "significantly better"},
+		{name: "traffic that falls on the control group too is a shared cause", new: quiet, ctl: quiet,
+			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "upstream of this release"},
+		{name: "traffic that falls on the release alone fails it", new: quiet, ctl: healthy,
+			want: Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "which held"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -88,6 +88,9 @@ type CheckState struct {
 
 // BaselineState is a check's baseline: the counts it was measured on.
 type BaselineState struct {
+	// At is when the baseline window ended: the deploy's start, or
+	// baseline.offset before it.
+	At      time.Time     `json:"at,omitzero"`
 	Window  Duration      `json:"window"`
 	HasData bool          `json:"has_data"`
 	Value   *float64      `json:"value,omitempty"`
@@ -277,7 +280,7 @@ func (w *run) state() *State {
 }
 
 func (b baseline) state() BaselineState {
-	s := BaselineState{Window: Duration(b.window), HasData: b.hasData,
+	s := BaselineState{At: b.at, Window: Duration(b.window), HasData: b.hasData,
 		Value: judge.Num(b.value), Bad: judge.Num(b.counts.Bad), Total: judge.Num(b.counts.Total), Count: judge.Num(b.count)}
 	for _, bk := range b.hist {
 		s.Buckets = append(s.Buckets, BucketState{LE: strconv.FormatFloat(bk.UpperBound, 'g', -1, 64), Count: bk.Count})
@@ -286,7 +289,7 @@ func (b baseline) state() BaselineState {
 }
 
 func (s BaselineState) baseline() (baseline, error) {
-	b := baseline{window: time.Duration(s.Window), hasData: s.HasData,
+	b := baseline{at: s.At, window: time.Duration(s.Window), hasData: s.HasData,
 		value: numOr(s.Value), counts: judge.Counts{Bad: numOr(s.Bad), Total: numOr(s.Total)}, count: numOr(s.Count)}
 	if len(s.Buckets) > 0 {
 		buckets := make([]judge.Bucket, 0, len(s.Buckets))
