@@ -153,6 +153,10 @@ func (c *check) baselineValue() float64 {
 	return c.base.value
 }
 
+// minControlEvents is how many events a control group must be expected to
+// count in a check's window before its rate can excuse a release's.
+const minControlEvents = 10
+
 // compareControlRate asks whether the control group's rate fell (or rose)
 // beyond the same line against its own baseline, over the same window: a
 // drop of traffic that hits the control group too is upstream of the
@@ -170,14 +174,25 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		now = 0 // its series are gone: no traffic
 	}
 	secs := rangeOf(cv.Window).Seconds()
+	if expected := base / c.base.window.Seconds() * secs; !(expected >= minControlEvents) {
+		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", max(expected, 0))
+		return verdict, nil, false // the line decides
+	}
 	cvv := judge.Rate(now, secs, base, c.base.window.Seconds(), c.th.AtLook(c.tracker.Measured()+1))
 	ctrl = judge.Num(now / secs)
 	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
 		formatValue(now/secs, c.cfg.Unit), formatValue(base/c.base.window.Seconds(), c.cfg.Unit))
-	if cvv.Status == judge.Fail {
+	switch {
+	case cvv.Status == judge.Fail:
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause (upstream of this release), not this release"
 		return verdict, ctrl, true
+	case c.cfg.Fail.Crosses(now/secs, c.th.FailLine(base/c.base.window.Seconds())):
+		// Fallen as far, on too little traffic to be sure: not the
+		// release's, for now.
+		verdict.Status = judge.Warn
+		verdict.Reason += "; but " + seen + ": beyond the line too, not significantly yet"
+		return verdict, ctrl, false
 	}
 	verdict.Reason += "; " + seen + ", which held"
 	return verdict, ctrl, false

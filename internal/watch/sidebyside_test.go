@@ -161,10 +161,13 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 	cases := []struct {
 		name       string
 		new, ctl   profile
+		ctlBefore  *profile // the control group before the deploy, when not healthy
 		want       Verdict
 		wantPhase  string // the phase that ended the watch
 		wantCheck  string
 		wantReason string
+		// noComparison: the control group could not decide.
+		noComparison bool
 	}{
 		{name: "a crash-level outage in both during the warm-up is a shared cause", new: crash, ctl: crash,
 			want: Inconclusive, wantPhase: PhaseWarmup, wantCheck: "error_rate", wantReason: "shared cause"},
@@ -178,6 +181,9 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "upstream of this release"},
 		{name: "traffic that falls on the release alone fails it", new: quiet, ctl: healthy,
 			want: Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "which held"},
+		{name: "a control group too quiet to compare leaves it to the line", new: quiet, ctl: profile{rps: 1, errRatio: 0.001, latency: 1},
+			ctlBefore: &profile{rps: 1, errRatio: 0.001, latency: 1},
+			want:      Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "too quiet to compare", noComparison: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -185,7 +191,11 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 			deployAt := clock.Now()
 			src := newSim(5, t0, healthy, c.new, deployAt, 10*time.Minute)
-			src.control = newSim(6, t0, healthy, c.ctl, deployAt, 10*time.Minute)
+			before := healthy
+			if c.ctlBefore != nil {
+				before = *c.ctlBefore
+			}
+			src.control = newSim(6, t0, before, c.ctl, deployAt, 10*time.Minute)
 			plat := &fakePlatform{running: "v1"}
 			spec := loadSpec(t, "")
 			spec.Metrics.Control = `job="control"`
@@ -207,6 +217,12 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 				t.Errorf("rolled back: %v", rolled)
 			}
 			ch := findCheck(t, rep, c.wantCheck)
+			if c.noComparison {
+				if ch.Comparison != "" {
+					t.Errorf("%s: comparison %q, want none", ch.Name, ch.Comparison)
+				}
+				return
+			}
 			if ch.Comparison != ComparisonControl || ch.Control == nil {
 				t.Errorf("%s: comparison %q control %v: want the control group's value", ch.Name, ch.Comparison, ch.Control)
 			}
