@@ -185,7 +185,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	switch {
 	case cvv.Status == judge.Fail:
 		verdict.Status = judge.Warn
-		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause (upstream of this release), not this release"
+		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause upstream, not this release"
 		return verdict, ctrl, true
 	case c.cfg.Fail.Crosses(now/secs, c.th.FailLine(base/c.base.window.Seconds())):
 		// Fallen as far, on too little traffic to be sure: not the

@@ -178,7 +178,7 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 		{name: "a release slower than the control group fails", new: slow, ctl: healthy,
 			want: Failed, wantPhase: PhaseMonitor, wantCheck: "latency_p99", wantReason: "significantly better"},
 		{name: "traffic that falls on the control group too is a shared cause", new: quiet, ctl: quiet,
-			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "upstream of this release"},
+			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "shared cause upstream"},
 		{name: "traffic that falls on the release alone fails it", new: quiet, ctl: healthy,
 			want: Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "which held"},
 		{name: "a control group too quiet to compare leaves it to the line", new: quiet, ctl: profile{rps: 1, errRatio: 0.001, latency: 1},

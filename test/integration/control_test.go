@@ -26,14 +26,23 @@ func TestControlGroupAgainstRealPrometheus(t *testing.T) {
 	if _, ok := testenv.PrometheusBinary(); !ok {
 		testenv.Missing(t, "prometheus", "Debian package prometheus")
 	}
+	errors := testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1}
+	silent := testsvc.Profile{Version: "v2", ErrorRatio: 0.001, Latency: 1, Silent: true}
 	cases := []struct {
 		name         string
-		controlAfter float64 // the control instance's error share once the deploy begins
+		release      testsvc.Profile // the new instance once the deploy begins
+		controlAfter testsvc.Profile // the control instance once the deploy begins
+		check        string          // the check that decides
+		want         string          // in the reason
 		wantCode     int
 		wantRolled   int
 	}{
-		{name: "an outage in both is a shared cause", controlAfter: 0.08, wantCode: cli.ExitInconclusive},
-		{name: "errors in the new instance alone are the release's", controlAfter: 0.001, wantCode: cli.ExitFailed, wantRolled: 1},
+		{name: "an outage in both is a shared cause", release: errors, controlAfter: testsvc.Profile{Version: "v1", ErrorRatio: 0.08, Latency: 1},
+			check: "error_rate", want: "shared cause", wantCode: cli.ExitInconclusive},
+		{name: "errors in the new instance alone are the release's", release: errors, controlAfter: testsvc.Profile{Version: "v1", ErrorRatio: 0.001, Latency: 1},
+			check: "error_rate", want: "significantly better", wantCode: cli.ExitFailed, wantRolled: 1},
+		{name: "traffic that stops reaching both is upstream", release: silent, controlAfter: testsvc.Profile{Version: "v1", ErrorRatio: 0.001, Latency: 1, Silent: true},
+			check: "request_rate", want: "shared cause upstream", wantCode: cli.ExitInconclusive},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -42,8 +51,8 @@ func TestControlGroupAgainstRealPrometheus(t *testing.T) {
 			ctl := startService(t, healthy, 50)
 			prom := testenv.StartPrometheus(t, time.Second, svc.Addr, ctl.Addr)
 			prom.WaitForHistory(t, 20*time.Second)
-			svc.Stage(testsvc.Profile{Version: "v2", ErrorRatio: 0.08, Latency: 1})
-			ctl.Stage(testsvc.Profile{Version: "v1", ErrorRatio: c.controlAfter, Latency: 1})
+			svc.Stage(c.release)
+			ctl.Stage(c.controlAfter)
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "deploywatch.yaml")
 			text := fmt.Sprintf(`service: api
@@ -88,19 +97,15 @@ phases:
 			}
 			var er *watch.CheckResult
 			for _, ch := range rep.Checks {
-				if ch.Name == "error_rate" {
+				if ch.Name == c.check {
 					er = ch
 				}
 			}
 			if er == nil || er.Comparison != "control" || er.Control == nil {
-				t.Fatalf("error_rate = %+v: want the control group's value and the comparison named", er)
+				t.Fatalf("%s = %+v: want the control group's value and the comparison named", c.check, er)
 			}
-			want := "shared cause"
-			if c.wantCode == cli.ExitFailed {
-				want = "significantly better"
-			}
-			if !strings.Contains(rep.Reason, want) {
-				t.Errorf("reason %q, want it to say %q", rep.Reason, want)
+			if !strings.HasPrefix(rep.Reason, c.check+": ") || !strings.Contains(rep.Reason, c.want) {
+				t.Errorf("reason %q, want %s to say %q", rep.Reason, c.check, c.want)
 			}
 			t.Logf("%s: %s", rep.Verdict, rep.Reason)
 		})
