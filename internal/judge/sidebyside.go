@@ -75,15 +75,18 @@ func SideBySide(strata []Stratum, minTotal float64, t Thresholds) (v Verdict, ol
 	}
 	seen := fmt.Sprintf("new pods %s of %.0f requests, old pods %s of %.0f over the same time",
 		pct(v.Value), newC.Total, pct(old), oldC.Total)
-	return compareSides(v, strata, line, pBeyond, t.factor(), both, seen, pct, t), old
+	return compareSides(v, strata, line, pBeyond, t.factor(), both, t.Fail.Value, seen, pct, t), old
 }
 
 // SideBySideQuantile is SideBySide for a latency quantile, measured as
 // histograms over the same stretches of time: the line is drawn from the
-// old pods' quantile, and the new pods fail when more than 1-q of their
-// requests are shown slower than it and their share of slower requests is
-// significantly larger than the old pods' (by more than the tolerance).
-func SideBySideQuantile(newSlices, oldSlices []Histogram, q, minCount float64, t Thresholds) (v Verdict, old float64) {
+// pre-deploy baseline (base; the old pods' quantile when it has too few
+// observations), so that it holds still from look to look, and the new
+// pods fail when more than 1-q of their requests are shown slower than it
+// and their share of slower requests is significantly larger than the old
+// pods' (by more than the tolerance): a slowdown both sides share is not
+// the release's.
+func SideBySideQuantile(newSlices, oldSlices []Histogram, base Histogram, q, minCount float64, t Thresholds) (v Verdict, old float64) {
 	newH, oldH := SumHistograms(newSlices...), SumHistograms(oldSlices...)
 	v, old = none(), math.NaN()
 	n, nOld := newH.Count(), oldH.Count()
@@ -98,11 +101,16 @@ func SideBySideQuantile(newSlices, oldSlices []Histogram, q, minCount float64, t
 	if v, ok := tooLittleToCompare(v, n, nOld, minCount, t); !ok {
 		return v, old
 	}
-	line, ok, both := t.failLine(old)
+	from := old
+	if base.Count() >= minCount {
+		from = base.Quantile(q)
+	}
+	line, ok, _ := t.failLine(from)
 	if !ok {
 		v.Status, v.Reason = NoData, "no fail line can be drawn"
 		return v, old
 	}
+	both := t.Fail.Crosses(old, line)
 	slower := func(h Histogram) Counts {
 		return Counts{Bad: max(h.Count()-h.CountAtOrBelow(line), 0), Total: h.Count()}
 	}
@@ -116,7 +124,7 @@ func SideBySideQuantile(newSlices, oldSlices []Histogram, q, minCount float64, t
 	pBeyond := up.pBinomialBeyond(newC.bad(), n, 1-q)
 	seen := fmt.Sprintf("new pods p%s %s (%.0f of %.0f requests slower than %s), old pods %s (%.0f of %.0f) over the same time",
 		quantileName(q), secs(v.Value), newC.Bad, n, secs(line), secs(old), oldC.Bad, nOld)
-	return compareSides(v, strata, line, pBeyond, 1+t.Tolerance, both, seen, secs, t), old
+	return compareSides(v, strata, line, pBeyond, 1+t.Tolerance, both, line, seen, secs, t), old
 }
 
 // sideTest is the thresholds the side-by-side tests use: the check's
@@ -170,8 +178,9 @@ func tooLittleToCompare(v Verdict, n, nOld, minTotal float64, t Thresholds) (out
 
 // compareSides decides: the new pods' value v.Value must be beyond the
 // line, shown so (pBeyond), and their bad events significantly more than
-// c times the old pods' rate, stratum by stratum.
-func compareSides(v Verdict, strata []Stratum, line, pBeyond, c float64, both bool, seen string, format func(float64) string, t Thresholds) Verdict {
+// c times the old pods' rate, stratum by stratum. both says the old pods
+// are beyond bothLine too.
+func compareSides(v Verdict, strata []Stratum, line, pBeyond, c float64, both bool, bothLine float64, seen string, format func(float64) string, t Thresholds) Verdict {
 	st := t.sideTest()
 	v.Line = line
 	pWorse, levelWorse := pWorseThan(strata, c, st)
@@ -196,7 +205,7 @@ func compareSides(v Verdict, strata []Stratum, line, pBeyond, c float64, both bo
 	}
 	if both {
 		v.Reason += fmt.Sprintf("; the old pods are beyond the %s line too, a shared cause: the new ones are blamed only if worse by more than %g%%",
-			format(t.Fail.Value), t.Tolerance*100)
+			format(bothLine), t.Tolerance*100)
 	}
 	return v
 }

@@ -253,18 +253,21 @@ func TestSideBySideQuantile(t *testing.T) {
 		name     string
 		newH     Histogram
 		oldH     Histogram
+		base     Histogram // the pre-deploy baseline; nil: the old pods draw the line
 		want     Status
 		wantLine float64
 	}{
-		{"slow new pods fail", slow(400), fast(800), Fail, 2 * fast(800).Quantile(0.99)},
-		{"slow on both sides is not the release's", slow(400), slow(800), Pass, 2 * slow(800).Quantile(0.99)},
-		{"fast on both sides passes", fast(400), fast(800), Pass, 2 * fast(800).Quantile(0.99)},
-		{"the floor holds for very fast old pods", hist(400, 0.5, 0.4, 0.1, 0, 0), hist(800, 1, 0, 0, 0, 0), Fail, 0.1},
-		{"too few old requests", slow(400), fast(10), NoData, math.NaN()},
+		{"slow new pods fail", slow(400), fast(800), nil, Fail, 2 * fast(800).Quantile(0.99)},
+		{"slow on both sides is not the release's", slow(400), slow(800), nil, Pass, 2 * slow(800).Quantile(0.99)},
+		{"fast on both sides passes", fast(400), fast(800), nil, Pass, 2 * fast(800).Quantile(0.99)},
+		{"the floor holds for very fast old pods", hist(400, 0.5, 0.4, 0.1, 0, 0), hist(800, 1, 0, 0, 0, 0), nil, Fail, 0.1},
+		{"too few old requests", slow(400), fast(10), nil, NoData, math.NaN()},
+		{"the baseline draws the line", slow(400), fast(800), fast(5000), Fail, 2 * fast(5000).Quantile(0.99)},
+		{"a slowdown both sides share is not the release's", slow(400), slow(800), fast(5000), Warn, 2 * fast(5000).Quantile(0.99)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, old := SideBySideQuantile([]Histogram{c.newH}, []Histogram{c.oldH}, 0.99, 100, th)
+			v, old := SideBySideQuantile([]Histogram{c.newH}, []Histogram{c.oldH}, c.base, 0.99, 100, th)
 			if v.Status != c.want {
 				t.Fatalf("%s (%s), want %s", v.Status, v.Reason, c.want)
 			}

@@ -270,7 +270,7 @@ func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old f
 		th.Test = judge.Spent
 		// A sliding window is one stretch of time already.
 		if c.cfg.Type == config.TypeQuantile {
-			v, old = judge.SideBySideQuantile([]judge.Histogram{m.newH}, []judge.Histogram{m.oldH}, c.cfg.Quantile, c.cfg.MinRequests, th)
+			v, old = judge.SideBySideQuantile([]judge.Histogram{m.newH}, []judge.Histogram{m.oldH}, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
 		} else {
 			v, old = judge.SideBySide([]judge.Stratum{{New: m.newC, Old: m.oldC}}, c.cfg.MinRequests, th)
 		}
@@ -288,7 +288,7 @@ func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old f
 		s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, s.prevNewH))
 		s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, s.prevOldH))
 		s.prevNewH, s.prevOldH = judge.MaxHistograms(s.prevNewH, m.newH), judge.MaxHistograms(s.prevOldH, m.oldH)
-		v, old = judge.SideBySideQuantile(s.newSlices, s.oldSlices, c.cfg.Quantile, c.cfg.MinRequests, th)
+		v, old = judge.SideBySideQuantile(s.newSlices, s.oldSlices, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
 	} else {
 		s.strata = append(s.strata, judge.Stratum{New: diffCounts(m.newC, s.prevNew), Old: diffCounts(m.oldC, s.prevOld)})
 		s.prevNew, s.prevOld = highWater(s.prevNew, m.newC), highWater(s.prevOld, m.oldC)
