@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
+	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 	"github.com/deploywatch/deploywatch/internal/metrics"
 )
@@ -151,6 +152,25 @@ func (c *check) baselineValue() float64 {
 		return c.base.count / c.base.window.Seconds()
 	}
 	return c.base.value
+}
+
+// endOn records a check's deciding verdict, freezes it, announces the
+// breach and ends the watch: inconclusive for a shared cause the control
+// group showed, a failure otherwise. comparison and control, when set,
+// name what the verdict was compared with and its value there.
+func (w *run) endOn(c *check, verdict judge.Verdict, v config.Vars, at time.Time, control *float64, comparison string, shared bool) error {
+	c.tracker.Observe(verdict.Status)
+	c.record(verdict, v, at)
+	if comparison != "" {
+		c.result.Control, c.result.Comparison = control, comparison
+	}
+	c.frozen = true
+	breach := *c.result
+	w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
+	if shared {
+		return &inconclusive{reason: c.cfg.Name + ": " + verdict.Reason}
+	}
+	return &failure{reason: c.cfg.Name + ": " + verdict.Reason}
 }
 
 // minControlEvents is how many events a control group must be expected to

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
-	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
@@ -181,19 +180,11 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 		if verdict.Status != judge.Fail && !shared {
 			continue
 		}
-		c.tracker.Observe(verdict.Status)
-		c.record(verdict, v, at)
-		c.result.Control, c.result.Comparison = judge.Num(old), ComparisonSideBySide
+		control, comparison := judge.Num(old), ComparisonSideBySide
 		if shared {
-			c.result.Control, c.result.Comparison = ctrl, ComparisonControl
+			control, comparison = ctrl, ComparisonControl
 		}
-		c.frozen = true
-		breach := *c.result
-		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
-		if shared {
-			return &inconclusive{reason: c.cfg.Name + ": " + verdict.Reason}
-		}
-		return &failure{reason: c.cfg.Name + ": " + verdict.Reason}
+		return w.endOn(c, verdict, v, at, control, comparison, shared)
 	}
 	return nil
 }

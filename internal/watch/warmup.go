@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/deploywatch/deploywatch/internal/config"
-	"github.com/deploywatch/deploywatch/internal/event"
 	"github.com/deploywatch/deploywatch/internal/judge"
 )
 
@@ -117,18 +116,11 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		if out.Status != judge.Fail && !shared {
 			continue // the control group excuses it, for now: the monitor will judge
 		}
-		c.tracker.Observe(out.Status)
-		c.record(out, v, at)
+		comparison := ""
 		if ctrl != nil {
-			c.result.Control, c.result.Comparison = ctrl, ComparisonControl
+			comparison = ComparisonControl
 		}
-		c.frozen = true
-		breach := *c.result
-		w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + out.Reason})
-		if shared {
-			return &inconclusive{reason: c.cfg.Name + ": " + out.Reason}
-		}
-		return &failure{reason: c.cfg.Name + ": " + out.Reason}
+		return w.endOn(c, out, v, at, ctrl, comparison, shared)
 	}
 	return nil
 }
