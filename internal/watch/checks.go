@@ -174,45 +174,51 @@ func (w *run) endOn(c *check, verdict judge.Verdict, v config.Vars, at time.Time
 }
 
 // minControlEvents is how many events a control group must be expected to
-// count in a check's window before its rate can excuse a release's.
+// count in a check's window before its rate can excuse a rise of the
+// release's.
 const minControlEvents = 10
 
-// compareControlRate asks whether the control group's rate fell (or rose)
-// beyond the same line against its own baseline, over the same window: a
-// drop of traffic that hits the control group too is upstream of the
-// release (a shared cause). A control group that held blames the release.
+// compareControlRate asks whether the control group's rate moved as far
+// against its own baseline, over the same window: the release's line, as
+// a multiple of the release's baseline, is drawn on the control group's
+// baseline, so groups of any size compare. A drop (or rise) the control
+// group shares is upstream of the release (a shared cause); one it did not
+// share is the release's. A control group too quiet to prove even a full
+// stop, or one that cannot be measured, leaves the decision to the line.
 func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
+	releaseBase := c.baselineValue()
+	if c.base.at.IsZero() || !(releaseBase > 0) || math.IsInf(releaseBase, 0) {
+		verdict.Reason += "; the control group cannot be compared without the release's baseline rate"
+		return verdict, nil, false
+	}
 	bv := cv
 	bv.Window, bv.SinceDeploy, bv.SinceWarmup = c.base.window, c.base.window, c.base.window
 	base, okBase, errBase := c.scalar(ctx, src, "count", bv, c.base.at)
 	now, okNow, errNow := c.scalar(ctx, src, "count", cv, at)
-	if errBase != nil || errNow != nil || !okBase || c.base.at.IsZero() {
+	if errBase != nil || errNow != nil || !okBase || !okNow || !isFinite(base) || !isFinite(now) || base < 0 || now < 0 {
 		verdict.Reason += "; the control group could not be measured"
 		return verdict, nil, false
 	}
-	if !okNow {
-		now = 0 // its series are gone: no traffic
+	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
+	th := c.th.AtLook(c.tracker.Measured() + 1)
+	th.Fail = judge.Rule{Op: c.cfg.Fail.Op, Value: verdict.Line / releaseBase, Relative: true}
+	th.HasFloor = false
+	quiet := base/baseSecs*secs < minControlEvents
+	if !c.cfg.Fail.Op.Upward() {
+		quiet = judge.Rate(0, secs, base, baseSecs, th).Status != judge.Fail
 	}
-	secs := rangeOf(cv.Window).Seconds()
-	if expected := base / c.base.window.Seconds() * secs; !(expected >= minControlEvents) {
-		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", max(expected, 0))
+	if quiet {
+		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", base/baseSecs*secs)
 		return verdict, nil, false // the line decides
 	}
-	cvv := judge.Rate(now, secs, base, c.base.window.Seconds(), c.th.AtLook(c.tracker.Measured()+1))
+	cvv := judge.Rate(now, secs, base, baseSecs, th)
 	ctrl = judge.Num(now / secs)
 	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
-		formatValue(now/secs, c.cfg.Unit), formatValue(base/c.base.window.Seconds(), c.cfg.Unit))
-	switch {
-	case cvv.Status == judge.Fail:
+		formatValue(now/secs, c.cfg.Unit), formatValue(base/baseSecs, c.cfg.Unit))
+	if cvv.Status == judge.Fail {
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause upstream, not this release"
 		return verdict, ctrl, true
-	case c.cfg.Fail.Crosses(now/secs, c.th.FailLine(base/c.base.window.Seconds())):
-		// Fallen as far, on too little traffic to be sure: not the
-		// release's, for now.
-		verdict.Status = judge.Warn
-		verdict.Reason += "; but " + seen + ": beyond the line too, not significantly yet"
-		return verdict, ctrl, false
 	}
 	verdict.Reason += "; " + seen + ", which held"
 	return verdict, ctrl, false

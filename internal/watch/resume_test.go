@@ -532,3 +532,39 @@ func TestResumeOnASourceWithoutHistory(t *testing.T) {
 		t.Errorf("notes %q do not say what could not be measured", notes)
 	}
 }
+
+// TestResumeOfAStateWithoutTheBaselineTime: a state saved before the
+// baseline's end was kept resumes with it where it always is (the deploy's
+// start, less baseline.offset), so a control group's baseline is still
+// measured over the right window.
+func TestResumeOfAStateWithoutTheBaselineTime(t *testing.T) {
+	clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+	src := newSim(1, t0, good, good, clock.Now(), 10*time.Minute)
+	var saved []byte
+	e := New(loadSpec(t, ""), src, &fakePlatform{running: "v1"}, WithClock(clock), WithCheckpoint(CheckpointFunc(func(s *State) error {
+		var err error
+		saved, err = s.Encode()
+		return err
+	})))
+	e.Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	s, err := DecodeState(saved)
+	if err != nil || len(s.Checks) == 0 {
+		t.Fatalf("state %v, %d checks", err, len(s.Checks))
+	}
+	start := s.Report.Deploy.StartedAt
+	for i := range s.Checks {
+		if !s.Checks[i].Baseline.At.Equal(start) {
+			t.Errorf("%s: baseline saved at %s, want the deploy's start %s", s.Checks[i].Name, s.Checks[i].Baseline.At, start)
+		}
+		s.Checks[i].Baseline.At = time.Time{}
+	}
+	w, err := e.restore(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.checks {
+		if !c.base.at.Equal(start) {
+			t.Errorf("%s: baseline at %s after the resume, want %s", c.cfg.Name, c.base.at, start)
+		}
+	}
+}

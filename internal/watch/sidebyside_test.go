@@ -162,6 +162,7 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 		name       string
 		new, ctl   profile
 		ctlBefore  *profile // the control group before the deploy, when not healthy
+		spec       func(*Spec)
 		want       Verdict
 		wantPhase  string // the phase that ended the watch
 		wantCheck  string
@@ -181,6 +182,16 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "shared cause upstream"},
 		{name: "traffic that falls on the release alone fails it", new: quiet, ctl: healthy,
 			want: Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "which held"},
+		{name: "an absolute rate line is drawn on the control group's own size", new: profile{rps: 21, errRatio: 0.001, latency: 1},
+			ctl: profile{rps: 95, errRatio: 0.001, latency: 1}, ctlBefore: &profile{rps: 200, errRatio: 0.001, latency: 1},
+			spec: func(s *Spec) {
+				for i := range s.Checks {
+					if s.Checks[i].Name == "request_rate" {
+						s.Checks[i].Fail.Rule = judge.MustParseRule("< 30")
+					}
+				}
+			},
+			want: Inconclusive, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "shared cause upstream"},
 		{name: "a control group too quiet to compare leaves it to the line", new: quiet, ctl: profile{rps: 1, errRatio: 0.001, latency: 1},
 			ctlBefore: &profile{rps: 1, errRatio: 0.001, latency: 1},
 			want:      Failed, wantPhase: PhaseMonitor, wantCheck: "request_rate", wantReason: "too quiet to compare", noComparison: true},
@@ -199,6 +210,9 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			plat := &fakePlatform{running: "v1"}
 			spec := loadSpec(t, "")
 			spec.Metrics.Control = `job="control"`
+			if c.spec != nil {
+				c.spec(&spec)
+			}
 			rep := New(spec, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.wantReason) || !strings.HasPrefix(rep.Reason, c.wantCheck+": ") {
 				t.Fatalf("verdict %s (%s), want %s from %s with %q", rep.Verdict, rep.Reason, c.want, c.wantCheck, c.wantReason)

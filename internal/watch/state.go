@@ -425,6 +425,11 @@ func (e *Engine) restore(s *State) (*run, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: check %s: %v", ErrStateCorrupt, cs.Name, err)
 		}
+		if base.at.IsZero() {
+			// Saved before the baseline's time was kept: it ended where
+			// the baseline always ends.
+			base.at = w.deploy.StartedAt.Add(-e.spec.Metrics.BaselineOffset)
+		}
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
 		c.frozen = cs.Frozen
