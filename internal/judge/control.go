@@ -38,11 +38,9 @@ func AgainstControl(obs, ctrl Counts, minTotal, line float64, what string, t Thr
 	if !(ctrl.Total >= minTotal) {
 		return ControlNone, fmt.Sprintf("the control group counted %.0f requests, too few to compare", max(ctrl.Total, 0))
 	}
-	bad, ctrlBad := obs.bad(), ctrl.bad()
-	c := 1 + t.Tolerance
-	shareNew := c * obs.Total / (ctrl.Total + c*obs.Total)
+	ctrlBad := ctrl.bad()
 	seen := fmt.Sprintf("the control group: %s of %.0f requests%s over the same time", pct(ctrlBad/ctrl.Total), ctrl.Total, what)
-	if binomialAtLeast(bad, bad+ctrlBad, shareNew) <= t.fixedLevel() {
+	if worseThanP(obs.bad(), obs.Total, ctrlBad, ctrl.Total, 1+t.Tolerance) <= t.fixedLevel() {
 		return ControlBlames, seen + ", significantly better"
 	}
 	if binomialAtLeast(ctrlBad, ctrl.Total, line) <= t.alpha() {

@@ -20,9 +20,7 @@ func (t Thresholds) FailLine(baseline float64) float64 {
 // provable reports whether bad of total events prove a share beyond line,
 // by the thresholds' test at their look.
 func (t Thresholds) provable(bad, total, line float64) bool {
-	up := t
-	up.Fail.Op = OpGreater
-	return up.pBinomialBeyond(bad, total, line) <= t.level()
+	return t.pAbove(bad, total, line) <= t.level()
 }
 
 // SmallestShare is the smallest share of bad events among total that the

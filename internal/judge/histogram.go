@@ -99,6 +99,21 @@ func (h Histogram) CountAtOrBelow(x float64) float64 {
 	return below
 }
 
+// Beyond counts the observations above line (slower than a latency line)
+// among all, with CountAtOrBelow's interpolation.
+func (h Histogram) Beyond(line float64) Counts {
+	return Counts{Bad: max(h.Count()-h.CountAtOrBelow(line), 0), Total: h.Count()}
+}
+
+// countAt is the cumulative count at a bucket bound: CountAtOrBelow's for
+// a finite one, every observation for +Inf.
+func (h Histogram) countAt(ub float64) float64 {
+	if math.IsInf(ub, 1) {
+		return h.Count()
+	}
+	return h.CountAtOrBelow(ub)
+}
+
 // SumHistograms adds histograms bucket by bucket (by upper bound; a bound
 // one of them lacks is read off it by CountAtOrBelow's interpolation).
 // Histograms without buckets are left out.
@@ -130,11 +145,7 @@ func combine(hs []Histogram, op func(acc, v float64) float64) Histogram {
 			if len(h) == 0 {
 				continue
 			}
-			v := h.CountAtOrBelow(ub)
-			if math.IsInf(ub, 1) {
-				v = h.Count()
-			}
-			acc = op(acc, v)
+			acc = op(acc, h.countAt(ub))
 		}
 		out = append(out, Bucket{UpperBound: ub, Count: acc})
 	}
@@ -150,11 +161,7 @@ func DiffHistograms(cur, prev Histogram) Histogram {
 	}
 	out := make([]Bucket, 0, len(cur))
 	for _, b := range cur {
-		before := prev.CountAtOrBelow(b.UpperBound)
-		if math.IsInf(b.UpperBound, 1) {
-			before = prev.Count()
-		}
-		out = append(out, Bucket{UpperBound: b.UpperBound, Count: max(b.Count-before, 0)})
+		out = append(out, Bucket{UpperBound: b.UpperBound, Count: max(b.Count-prev.countAt(b.UpperBound), 0)})
 	}
 	return NewHistogram(out)
 }

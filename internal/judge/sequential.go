@@ -57,18 +57,34 @@ func binomialMixture(bad, total, p0 float64, upward bool) float64 {
 	case upward && p0 >= 1, !upward && p0 <= 0:
 		return 0 // nothing can be beyond it
 	}
+	llr := make([]float64, len(alternatives))
+	addBinomialLLRs(llr, bad, good, p0, upward)
+	return meanExp(llr)
+}
+
+// addBinomialLLRs adds to llr[j] the log likelihood ratio of bad and good
+// events under the j-th alternative (the odds of p0 times, or divided by,
+// alternatives[j]) against a share of exactly p0, for 0 < p0 < 1.
+func addBinomialLLRs(llr []float64, bad, good, p0 float64, upward bool) {
 	odds0 := p0 / (1 - p0)
-	var sum float64
-	for _, r := range alternatives {
+	for j, r := range alternatives {
 		odds := odds0 * r
 		if !upward {
 			odds = odds0 / r
 		}
 		p1 := odds / (1 + odds)
-		llr := bad*math.Log(p1/p0) + good*(math.Log1p(-p1)-math.Log1p(-p0))
-		sum += math.Exp(math.Min(llr, 700))
+		llr[j] += bad*math.Log(p1/p0) + good*(math.Log1p(-p1)-math.Log1p(-p0))
 	}
-	return sum / float64(len(alternatives))
+}
+
+// meanExp is the mixture, with equal weights, of the likelihood ratios
+// whose logs are llr.
+func meanExp(llr []float64) float64 {
+	var sum float64
+	for _, l := range llr {
+		sum += math.Exp(math.Min(l, 700))
+	}
+	return sum / float64(len(llr))
 }
 
 // poissonMixture is the same for a count of events against an expected
@@ -166,6 +182,14 @@ func (t Thresholds) pBinomialBeyond(bad, total, line float64) float64 {
 		return binomialAtLeast(bad, total, line)
 	}
 	return binomialAtMost(bad, total, line)
+}
+
+// pAbove is pBinomialBeyond for a share that must be shown above p0,
+// whatever the rule's direction: requests slower than a latency line
+// cross it upward however the rule is written.
+func (t Thresholds) pAbove(bad, total, p0 float64) float64 {
+	t.Fail.Op = OpGreater
+	return t.pBinomialBeyond(bad, total, p0)
 }
 
 // pPoissonBeyond is the same for count events against an expected mean.

@@ -59,7 +59,7 @@ func SideBySide(strata []Stratum, minTotal float64, t Thresholds) (v Verdict, ol
 		v.Status, v.Reason = NoData, "no requests counted on the new pods"
 		return v, old
 	}
-	v.Value, v.Samples = newC.bad()/newC.Total, newC.Total
+	v.Value, v.Samples, v.Beyond = newC.bad()/newC.Total, newC.Total, newC.bad()
 	if v, ok := tooLittleToCompare(v, newC.Total, oldC.Total, minTotal, t); !ok {
 		return v, old
 	}
@@ -111,17 +111,13 @@ func SideBySideQuantile(newSlices, oldSlices []Histogram, base Histogram, q, min
 		return v, old
 	}
 	both := t.Fail.Crosses(old, line)
-	slower := func(h Histogram) Counts {
-		return Counts{Bad: max(h.Count()-h.CountAtOrBelow(line), 0), Total: h.Count()}
-	}
 	strata := make([]Stratum, 0, len(newSlices))
 	for i := range min(len(newSlices), len(oldSlices)) {
-		strata = append(strata, Stratum{New: slower(newSlices[i]), Old: slower(oldSlices[i])})
+		strata = append(strata, Stratum{New: newSlices[i].Beyond(line), Old: oldSlices[i].Beyond(line)})
 	}
-	newC, oldC := slower(newH), slower(oldH)
-	up := t.sideTest()
-	up.Fail.Op = OpGreater
-	pBeyond := up.pBinomialBeyond(newC.bad(), n, 1-q)
+	newC, oldC := newH.Beyond(line), oldH.Beyond(line)
+	v.Beyond = newC.Bad
+	pBeyond := t.sideTest().pAbove(newC.Bad, n, 1-q)
 	seen := fmt.Sprintf("new pods p%s %s (%.0f of %.0f requests slower than %s), old pods %s (%.0f of %.0f) over the same time",
 		quantileName(q), secs(v.Value), newC.Bad, n, secs(line), secs(old), oldC.Bad, nOld)
 	return compareSides(v, strata, line, pBeyond, 1+t.Tolerance, both, line, seen, secs, t), old
@@ -238,9 +234,7 @@ func pWorseThan(strata []Stratum, c float64, st Thresholds) (p, level float64) {
 		return anytimeP(stratifiedMixture(strata, c)), st.level()
 	}
 	newC, oldC := sumStrata(strata)
-	bad, oldBad := newC.bad(), oldC.bad()
-	share := c * newC.Total / (oldC.Total + c*newC.Total)
-	return binomialAtLeast(bad, bad+oldBad, share), st.fixedLevel()
+	return worseThanP(newC.bad(), newC.Total, oldC.bad(), oldC.Total, c), st.fixedLevel()
 }
 
 // stratifiedMixture is the evidence that the new side's rate is more than
@@ -264,15 +258,9 @@ func stratifiedMixture(strata []Stratum, c float64) float64 {
 		if a+b == 0 || p >= 1 {
 			continue
 		}
-		for j, psi := range alternatives {
-			odds := psi * p / (1 - p)
-			q := odds / (1 + odds)
-			llr[j] += b*math.Log(q/p) + a*(math.Log1p(-q)-math.Log1p(-p))
-		}
+		// Each bad event is the new side's or the old side's: a share of
+		// them, tested against p as the sequential test tests a share.
+		addBinomialLLRs(llr, b, a, p, true)
 	}
-	sum := 0.0
-	for _, l := range llr {
-		sum += math.Exp(math.Min(l, 700))
-	}
-	return sum / float64(len(alternatives))
+	return meanExp(llr)
 }

@@ -27,6 +27,15 @@ func binomialAtLeast(k, n, p float64) float64 {
 	return regIncBeta(k, n-k+1, p)
 }
 
+// worseThanP is the p-value of "the rate of bad among total is at most c
+// times the rate of baseBad among baseTotal", by the exact conditional
+// test of two rates: of all bad events on both sides, under that
+// hypothesis the first side's share is binomial with its share of the
+// traffic, weighted by c.
+func worseThanP(bad, total, baseBad, baseTotal, c float64) float64 {
+	return binomialAtLeast(bad, bad+baseBad, c*total/(baseTotal+c*total))
+}
+
 // binomialAtMost returns P(X <= k) for X ~ Binomial(n, p).
 func binomialAtMost(k, n, p float64) float64 {
 	switch {

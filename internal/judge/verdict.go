@@ -57,6 +57,10 @@ type Verdict struct {
 	Line float64
 	// Samples is how many events (requests, observations) the value rests on.
 	Samples float64
+	// Beyond is how many of them were bad: errors for a share, requests
+	// slower than the line for a quantile. A comparison with a control
+	// group counts the same on its side.
+	Beyond float64
 	// Confidence is how sure the statistical test is of this verdict: for a
 	// failure, that the true value is beyond the line; otherwise that it is
 	// not. NaN for checks without a statistical test.
@@ -68,7 +72,7 @@ type Verdict struct {
 }
 
 func none() Verdict {
-	return Verdict{Value: math.NaN(), Baseline: math.NaN(), Line: math.NaN(), Samples: math.NaN(), Confidence: math.NaN()}
+	return Verdict{Value: math.NaN(), Baseline: math.NaN(), Line: math.NaN(), Samples: math.NaN(), Beyond: math.NaN(), Confidence: math.NaN()}
 }
 
 // NoDataVerdict returns a NoData verdict with the given reason.
@@ -221,6 +225,20 @@ func (c Counts) Ratio() float64 {
 	return c.bad() / c.Total
 }
 
+// Since is what was counted between prev and c, two measurements of
+// counts since a fixed start: counts below prev (a high-water mark), as
+// extrapolated counts can be, are read as none.
+func (c Counts) Since(prev Counts) Counts {
+	total := max(c.Total-prev.Total, 0)
+	return Counts{Bad: min(max(c.Bad-prev.Bad, 0), total), Total: total}
+}
+
+// HighWater is the larger of c and cur, count by count: the high-water
+// mark of counts that should only grow.
+func (c Counts) HighWater(cur Counts) Counts {
+	return Counts{Bad: max(c.Bad, cur.Bad), Total: max(c.Total, cur.Total)}
+}
+
 // bad is Bad clamped to [0, Total]: extrapolated counts can overshoot, and
 // a missing count (NaN) of bad events among counted ones is none.
 func (c Counts) bad() float64 {
@@ -245,7 +263,7 @@ func Ratio(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 		return out
 	}
 	bad := obs.bad()
-	out.Value, out.Samples = bad/obs.Total, obs.Total
+	out.Value, out.Samples, out.Beyond = bad/obs.Total, obs.Total, bad
 	if obs.Total < minTotal {
 		out.Status = NoData
 		out.Reason = fmt.Sprintf("too little traffic to judge: %.0f requests, need %.0f", obs.Total, minTotal)
@@ -318,9 +336,7 @@ func (t Thresholds) worseThanBefore(bad, total float64, base Counts, before bool
 	if !before && !near {
 		return true
 	}
-	c := 1 + t.Tolerance
-	shareAfter := c * total / (base.Total + c*total)
-	return binomialAtLeast(bad, bad+baseBad, shareAfter) <= t.fixedLevel()
+	return worseThanP(bad, total, baseBad, base.Total, 1+t.Tolerance) <= t.fixedLevel()
 }
 
 // Rate judges how often something happens, count events over seconds,
@@ -398,13 +414,11 @@ func Quantile(h, base Histogram, q, minCount float64, t Thresholds) Verdict {
 		return warnOrPass(out, out.Value, out.Baseline, t, false)
 	}
 	out.Line = line
-	above := math.Max(n-h.CountAtOrBelow(line), 0)
+	above := h.Beyond(line).Bad
+	out.Beyond = above
 	tail := 1 - q
-	// The line is crossed upward by more than tail of the observations
-	// above it, whatever the rule's direction says about latency.
-	up := t
-	up.Fail.Op = OpGreater
-	pBeyond := up.pBinomialBeyond(above, n, tail)
+	// The line is crossed by more than tail of the observations above it.
+	pBeyond := t.pAbove(above, n, tail)
 	pWithin := binomialAtMost(above, n, tail)
 	if t.Fail.Crosses(out.Value, line) {
 		out.Confidence = 1 - pBeyond

@@ -154,16 +154,13 @@ func (c *check) baselineValue() float64 {
 	return c.base.value
 }
 
-// endOn records a check's deciding verdict, freezes it, announces the
-// breach and ends the watch: inconclusive for a shared cause the control
-// group showed, a failure otherwise. comparison and control, when set,
-// name what the verdict was compared with and its value there.
-func (w *run) endOn(c *check, verdict judge.Verdict, v config.Vars, at time.Time, control *float64, comparison string, shared bool) error {
+// endOn records a check's deciding verdict and what it was compared with,
+// freezes it, announces the breach and ends the watch: inconclusive for a
+// shared cause the control group showed, a failure otherwise.
+func (w *run) endOn(c *check, verdict judge.Verdict, cmp comparedWith, v config.Vars, at time.Time, shared bool) error {
 	c.tracker.Observe(verdict.Status)
 	c.record(verdict, v, at)
-	if comparison != "" {
-		c.result.Control, c.result.Comparison = control, comparison
-	}
+	c.result.Comparison, c.result.Control = cmp.by, cmp.value
 	c.frozen = true
 	breach := *c.result
 	w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
@@ -185,11 +182,11 @@ const minControlEvents = 10
 // group shares is upstream of the release (a shared cause); one it did not
 // share is the release's. A control group too quiet to prove even a full
 // stop, or one that cannot be measured, leaves the decision to the line.
-func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
+func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, shared bool) {
 	releaseBase := c.baselineValue()
 	if c.base.at.IsZero() || !(releaseBase > 0) || math.IsInf(releaseBase, 0) {
 		verdict.Reason += "; the control group cannot be compared without the release's baseline rate"
-		return verdict, nil, false
+		return verdict, cmp, false
 	}
 	bv := cv
 	bv.Window, bv.SinceDeploy, bv.SinceWarmup = c.base.window, c.base.window, c.base.window
@@ -197,7 +194,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	now, okNow, errNow := c.scalar(ctx, src, "count", cv, at)
 	if errBase != nil || errNow != nil || !okBase || !okNow || !isFinite(base) || !isFinite(now) || base < 0 || now < 0 {
 		verdict.Reason += "; the control group could not be measured"
-		return verdict, nil, false
+		return verdict, cmp, false
 	}
 	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
 	th := c.th.AtLook(c.tracker.Measured() + 1)
@@ -209,19 +206,19 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	}
 	if quiet {
 		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", base/baseSecs*secs)
-		return verdict, nil, false // the line decides
+		return verdict, cmp, false // the line decides
 	}
 	cvv := judge.Rate(now, secs, base, baseSecs, th)
-	ctrl = judge.Num(now / secs)
+	cmp = comparedWith{by: ComparisonControl, value: judge.Num(now / secs)}
 	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
 		formatValue(now/secs, c.cfg.Unit), formatValue(base/baseSecs, c.cfg.Unit))
 	if cvv.Status == judge.Fail {
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause upstream, not this release"
-		return verdict, ctrl, true
+		return verdict, cmp, true
 	}
 	verdict.Reason += "; " + seen + ", which held"
-	return verdict, ctrl, false
+	return verdict, cmp, false
 }
 
 // judgedBaseline is the baseline an error share's line is drawn from:
@@ -321,9 +318,9 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 // (the control group's is beyond the line when more than 1-q of its
 // requests are slower). Other checks, and a watch without a control
 // group, keep their verdict.
-func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, ctrl *float64, shared bool) {
+func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, shared bool) {
 	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) {
-		return verdict, nil, false // not a statistical failure (no data, say): nothing to compare
+		return verdict, cmp, false // not a statistical failure (no data, say): nothing to compare
 	}
 	cv := v
 	cv.Selector = control
@@ -331,54 +328,50 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 		return c.compareControlRate(ctx, src, cv, at, verdict)
 	}
 	if !(verdict.Samples > 0) {
-		return verdict, nil, false
+		return verdict, cmp, false
 	}
-	var obs, ctl judge.Counts
+	// The verdict's own bad events, measured on the control group too.
+	obs := judge.Counts{Bad: verdict.Beyond, Total: verdict.Samples}
+	var ctl judge.Counts
 	var line, ctlValue float64
 	what := ""
 	switch c.cfg.Type {
 	case config.TypeRatio:
-		obs, line = judge.Counts{Bad: verdict.Value * verdict.Samples, Total: verdict.Samples}, verdict.Line
-		var ok bool
-		var err error
-		if ctl, ok, err = c.counts(ctx, src, cv, at); err != nil || !ok {
+		counts, ok, err := c.counts(ctx, src, cv, at)
+		if err != nil || !ok {
 			verdict.Reason += "; the control group could not be measured"
-			return verdict, nil, false
+			return verdict, cmp, false
 		}
-		ctlValue = ctl.Ratio()
+		ctl, line, ctlValue = counts, verdict.Line, counts.Ratio()
 	case config.TypeQuantile:
-		h, err := c.histogram(ctx, src, v, at)
-		hc, errc := c.histogram(ctx, src, cv, at)
-		if err != nil || errc != nil || !(hc.Count() > 0) {
+		h, err := c.histogram(ctx, src, cv, at)
+		if err != nil || !(h.Count() > 0) {
 			verdict.Reason += "; the control group could not be measured"
-			return verdict, nil, false
+			return verdict, cmp, false
 		}
-		slower := func(h judge.Histogram) judge.Counts {
-			return judge.Counts{Bad: max(h.Count()-h.CountAtOrBelow(verdict.Line), 0), Total: h.Count()}
-		}
-		obs, ctl, line, ctlValue = slower(h), slower(hc), 1-c.cfg.Quantile, hc.Quantile(c.cfg.Quantile)
+		ctl, line, ctlValue = h.Beyond(verdict.Line), 1-c.cfg.Quantile, h.Quantile(c.cfg.Quantile)
 		what = " slower than " + formatValue(verdict.Line, c.cfg.Unit)
 	default:
-		return verdict, nil, false
+		return verdict, cmp, false
 	}
 	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.tracker.Measured()+1))
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
-		return verdict, nil, false // the line decided, not the control group
+		return verdict, cmp, false // the line decided, not the control group
 	}
-	ctrl = judge.Num(ctlValue)
+	cmp = comparedWith{by: ComparisonControl, value: judge.Num(ctlValue)}
 	switch outcome {
 	case judge.ControlShared:
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + why
-		return verdict, ctrl, true
+		return verdict, cmp, true
 	case judge.ControlExcuses:
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + why
 	default:
 		verdict.Reason += "; " + why
 	}
-	return verdict, ctrl, false
+	return verdict, cmp, false
 }
 
 // applyNoData turns no data into a warning or a failure when the check

@@ -87,7 +87,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 	vars.Platform = w.platformVars(ctx, false)
 	type look struct {
 		verdict judge.Verdict
-		control *float64
+		cmp     comparedWith
 		shared  bool
 	}
 	verdicts := make(map[*check]look, len(w.checks))
@@ -100,7 +100,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		v.Window = c.window
 		var l look
 		l.verdict = c.measure(ctx, w.source, v, at)
-		l.verdict, l.control, l.shared = c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, l.verdict)
+		l.verdict, l.cmp, l.shared = c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, l.verdict)
 		mu.Lock()
 		verdicts[c] = l
 		mu.Unlock()
@@ -120,9 +120,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		vv := vars
 		vv.Window = c.window
 		c.record(v, vv, at)
-		if l.control != nil {
-			c.result.Control, c.result.Comparison = l.control, ComparisonControl
-		}
+		c.result.Comparison, c.result.Control = l.cmp.by, l.cmp.value
 		if l.shared && shared == nil && c.enforced() {
 			shared = c
 		}

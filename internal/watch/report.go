@@ -216,6 +216,22 @@ type CheckResult struct {
 	MeasuredAt   time.Time `json:"measured_at,omitzero"`
 }
 
+// ComparisonSideBySide and ComparisonControl name, in a check's result,
+// the comparison that decided its verdict when it was not the line and
+// the pre-deploy baseline.
+const (
+	ComparisonSideBySide = "side_by_side"
+	ComparisonControl    = "control"
+)
+
+// comparedWith is what a verdict was compared with: by names the
+// comparison, value is the same measurement there. The zero value is the
+// line and the pre-deploy baseline.
+type comparedWith struct {
+	by    string
+	value *float64
+}
+
 // SkippedCheck is a check that could not run here.
 type SkippedCheck struct {
 	Name   string `json:"name"`

@@ -23,14 +23,6 @@ import (
 // first served. The control group (baseline.control), when there is one,
 // has the last word as it has on every failure.
 
-// ComparisonSideBySide and ComparisonControl name, in a check's result,
-// the comparison that decided its verdict when it was not the line and
-// the pre-deploy baseline.
-const (
-	ComparisonSideBySide = "side_by_side"
-	ComparisonControl    = "control"
-)
-
 // sideState is a check's side-by-side comparison during the rollout.
 type sideState struct {
 	// looks counts the looks that compared, over which the test spends its
@@ -103,10 +95,12 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 	if !both {
 		return nil
 	}
-	newSide, oldSide := w.deployVars(false), w.deployVars(true)
-	newSide.Platform, oldSide.Platform = newVars, oldVars
-	newSide.SinceDeploy, newSide.SinceWarmup = since, since
-	oldSide.SinceDeploy, oldSide.SinceWarmup = since, since
+	side := func(baseline bool, platform map[string]string) config.Vars {
+		v := w.deployVars(baseline)
+		v.Platform, v.SinceDeploy, v.SinceWarmup = platform, since, since
+		return v
+	}
+	newSide, oldSide := side(false, newVars), side(true, oldVars)
 	for _, c := range checks {
 		if c.sideBlind(newSide, oldSide) {
 			c.side.blind = true
@@ -124,6 +118,7 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 		}
 		w.note("the old and the new pods serve side by side: comparing %s on each from %s on (after the %s warm-up)",
 			strings.Join(names, ", "), w.sideFrom.Format(time.TimeOnly), config.FormatDuration(w.spec.Phases.Warmup))
+		_ = w.save() // a resumed watch does not wait for another warm-up
 	}
 	if at.Before(w.sideFrom) {
 		return nil
@@ -147,6 +142,9 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
+	// The looks counted, over which the comparison spends its confidence,
+	// are saved with the watch.
+	defer func() { _ = w.save() }()
 	for _, c := range checks {
 		l := looks[c]
 		if l.err != nil {
@@ -176,15 +174,15 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 		if c.cfg.Accumulates() {
 			v.SinceDeploy, v.SinceWarmup = at.Sub(c.side.since), at.Sub(c.side.since)
 		}
-		verdict, ctrl, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, verdict)
+		verdict, byControl, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, verdict)
 		if verdict.Status != judge.Fail && !shared {
 			continue
 		}
-		control, comparison := judge.Num(old), ComparisonSideBySide
+		cmp := comparedWith{by: ComparisonSideBySide, value: judge.Num(old)}
 		if shared {
-			control, comparison = ctrl, ComparisonControl
+			cmp = byControl
 		}
-		return w.endOn(c, verdict, v, at, control, comparison, shared)
+		return w.endOn(c, verdict, cmp, v, at, shared)
 	}
 	return nil
 }
@@ -252,51 +250,39 @@ func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // its strata begin, at s.since).
 func (c *check) sideVerdict(m sideMeasure, at time.Time) (v judge.Verdict, old float64, judged bool) {
 	s := &c.side
-	// Counts that accumulate are judged by tests valid at every look;
-	// a sliding window spends its confidence over the looks (whatever
-	// failure_limit says: the comparison has no failure limit).
+	// Counts that accumulate are judged by tests valid at every look; a
+	// sliding window, one stretch of time already, spends its confidence
+	// over the looks (whatever failure_limit says: the comparison has no
+	// failure limit).
 	th := c.th.AtLook(s.looks + 1)
 	th.Test = judge.Sequential
-	if !c.cfg.Accumulates() {
+	strata := []judge.Stratum{{New: m.newC, Old: m.oldC}}
+	newSlices, oldSlices := []judge.Histogram{m.newH}, []judge.Histogram{m.oldH}
+	switch {
+	case !c.cfg.Accumulates():
 		th.Test = judge.Spent
-		// A sliding window is one stretch of time already.
-		if c.cfg.Type == config.TypeQuantile {
-			v, old = judge.SideBySideQuantile([]judge.Histogram{m.newH}, []judge.Histogram{m.oldH}, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
-		} else {
-			v, old = judge.SideBySide([]judge.Stratum{{New: m.newC, Old: m.oldC}}, c.cfg.MinRequests, th)
-		}
-		return v, old, v.Status != judge.NoData
-	}
-	if !s.measured {
+	case !s.measured:
 		s.measured, s.since = true, at
 		s.prevNew, s.prevOld, s.prevNewH, s.prevOldH = m.newC, m.oldC, m.newH, m.oldH
 		return v, old, false
+	default:
+		// What was counted since the previous look. The previous counts
+		// are a high-water mark: extrapolated counts that dip and come
+		// back are not counted twice.
+		if c.cfg.Type == config.TypeQuantile {
+			s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, s.prevNewH))
+			s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, s.prevOldH))
+			s.prevNewH, s.prevOldH = judge.MaxHistograms(s.prevNewH, m.newH), judge.MaxHistograms(s.prevOldH, m.oldH)
+		} else {
+			s.strata = append(s.strata, judge.Stratum{New: m.newC.Since(s.prevNew), Old: m.oldC.Since(s.prevOld)})
+			s.prevNew, s.prevOld = s.prevNew.HighWater(m.newC), s.prevOld.HighWater(m.oldC)
+		}
+		strata, newSlices, oldSlices = s.strata, s.newSlices, s.oldSlices
 	}
-	// What was counted since the previous look. The previous counts are a
-	// high-water mark: extrapolated counts that dip and come back are not
-	// counted twice.
 	if c.cfg.Type == config.TypeQuantile {
-		s.newSlices = append(s.newSlices, judge.DiffHistograms(m.newH, s.prevNewH))
-		s.oldSlices = append(s.oldSlices, judge.DiffHistograms(m.oldH, s.prevOldH))
-		s.prevNewH, s.prevOldH = judge.MaxHistograms(s.prevNewH, m.newH), judge.MaxHistograms(s.prevOldH, m.oldH)
-		v, old = judge.SideBySideQuantile(s.newSlices, s.oldSlices, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
+		v, old = judge.SideBySideQuantile(newSlices, oldSlices, c.base.hist, c.cfg.Quantile, c.cfg.MinRequests, th)
 	} else {
-		s.strata = append(s.strata, judge.Stratum{New: diffCounts(m.newC, s.prevNew), Old: diffCounts(m.oldC, s.prevOld)})
-		s.prevNew, s.prevOld = highWater(s.prevNew, m.newC), highWater(s.prevOld, m.oldC)
-		v, old = judge.SideBySide(s.strata, c.cfg.MinRequests, th)
+		v, old = judge.SideBySide(strata, c.cfg.MinRequests, th)
 	}
 	return v, old, v.Status != judge.NoData
-}
-
-// diffCounts is what was counted between two measurements of counts since
-// a fixed start; counts below the previous high-water mark, as
-// extrapolated counts can be, are read as none.
-func diffCounts(cur, prev judge.Counts) judge.Counts {
-	total := max(cur.Total-prev.Total, 0)
-	bad := min(max(cur.Bad-prev.Bad, 0), total)
-	return judge.Counts{Bad: bad, Total: total}
-}
-
-func highWater(prev, cur judge.Counts) judge.Counts {
-	return judge.Counts{Bad: max(prev.Bad, cur.Bad), Total: max(prev.Total, cur.Total)}
 }

@@ -71,15 +71,10 @@ func TestSideBySideDuringTheRollout(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
-			deployAt := clock.Now()
-			src := newSim(3, t0, healthy, c.new, deployAt, 10*time.Minute)
-			src.control = newSim(4, t0, healthy, c.old, deployAt, 10*time.Minute)
-			if c.outageAt > 0 {
-				src = newSim(3, t0, healthy, c.new, deployAt.Add(c.outageAt), 10*time.Minute)
-				src.control = newSim(4, t0, healthy, c.old, deployAt.Add(c.outageAt), 10*time.Minute)
-			}
+			changeAt := clock.Now().Add(c.outageAt) // the deploy, or the outage
+			src := newSim(3, t0, healthy, c.new, changeAt, 10*time.Minute)
+			src.control = newSim(4, t0, healthy, c.old, changeAt, 10*time.Minute)
 			// The rollout takes 60 looks at the 1s interval.
 			plat := &rollingPlatform{fakePlatform: fakePlatform{running: "v1", done: func(n int) bool { return n > 60 }}, blind: c.blind}
 			spec := loadSpec(t, "")
@@ -198,7 +193,6 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 			clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 			deployAt := clock.Now()
 			src := newSim(5, t0, healthy, c.new, deployAt, 10*time.Minute)
@@ -251,7 +245,7 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 func TestSideStrataFromCumulativeCounts(t *testing.T) {
 	spec := loadSpec(t, "")
 	c := newCheck(spec.Checks[0], 4*time.Second) // error_rate, counted since the warm-up
-	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	at := t0
 	looks := []struct{ newTotal, oldTotal float64 }{
 		{100, 300},  // where the strata begin
 		{1100, 900}, // +1000, +600

@@ -124,7 +124,7 @@ func newTarget(ctx context.Context, cs kubernetes.Interface, cfg config.Kubernet
 	t := &Target{
 		cs: cs, ns: cfg.Namespace, name: name, cfg: cfg, hooks: hooks,
 		w: newWorkload(cs, cfg.Namespace, cfg), stop: make(chan struct{}), now: time.Now,
-		deleted: map[types.UID]bool{},
+		deleted: map[types.UID]bool{}, seen: map[string]map[string]bool{},
 	}
 	// Watches, not polling: revisions and pods come from informers; the
 	// workload itself is read fresh at each look, which also tells at once
@@ -234,11 +234,8 @@ type savedState struct {
 func (t *Target) SaveState() (json.RawMessage, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := savedState{Since: t.since, BaseRestarts: t.baseRestarts}
+	st := savedState{Since: t.since, BaseRestarts: t.baseRestarts, Pods: make(map[string][]string, len(t.seen))}
 	for hash, names := range t.seen {
-		if st.Pods == nil {
-			st.Pods = map[string][]string{}
-		}
 		st.Pods[hash] = slices.Sorted(maps.Keys(names))
 	}
 	if t.pinned != nil {
@@ -258,9 +255,6 @@ func (t *Target) RestoreState(ctx context.Context, d watch.Deploy, saved json.Ra
 	t.mu.Lock()
 	t.since, t.baseRestarts = st.Since, st.BaseRestarts
 	for hash, names := range st.Pods {
-		if t.seen == nil {
-			t.seen = map[string]map[string]bool{}
-		}
 		t.seen[hash] = map[string]bool{}
 		for _, name := range names {
 			t.seen[hash][name] = true
@@ -432,9 +426,6 @@ func (t *Target) varsOf(hash string) map[string]string {
 	}
 	vars[config.VarPodTemplateHash] = hash
 	t.mu.Lock()
-	if t.seen == nil {
-		t.seen = map[string]map[string]bool{}
-	}
 	names := t.seen[hash]
 	if names == nil {
 		names = map[string]bool{}
