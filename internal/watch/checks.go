@@ -25,6 +25,10 @@ type check struct {
 	// frozen is set once the check failed or gave up: its result is then
 	// the decisive measurement and stays.
 	frozen bool
+	// undecided is set while the check is beyond its line and the control
+	// group can neither blame the release nor show a shared cause: a
+	// monitor that ends so is inconclusive.
+	undecided bool
 	// noDataStreak counts looks in a row without data since the deploy,
 	// the first of them at noDataSince.
 	noDataStreak int
@@ -182,11 +186,11 @@ const minControlEvents = 10
 // group shares is upstream of the release (a shared cause); one it did not
 // share is the release's. A control group too quiet to prove even a full
 // stop, or one that cannot be measured, leaves the decision to the line.
-func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, shared bool) {
+func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
 	releaseBase := c.baselineValue()
 	if c.base.at.IsZero() || !(releaseBase > 0) || math.IsInf(releaseBase, 0) {
 		verdict.Reason += "; the control group cannot be compared without the release's baseline rate"
-		return verdict, cmp, false
+		return verdict, cmp, judge.ControlNone
 	}
 	bv := cv
 	bv.Window, bv.SinceDeploy, bv.SinceWarmup = c.base.window, c.base.window, c.base.window
@@ -194,7 +198,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	now, okNow, errNow := c.scalar(ctx, src, "count", cv, at)
 	if errBase != nil || errNow != nil || !okBase || !okNow || !isFinite(base) || !isFinite(now) || base < 0 || now < 0 {
 		verdict.Reason += "; the control group could not be measured"
-		return verdict, cmp, false
+		return verdict, cmp, judge.ControlNone
 	}
 	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
 	th := c.th.AtLook(c.tracker.Measured() + 1)
@@ -206,7 +210,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	}
 	if quiet {
 		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", base/baseSecs*secs)
-		return verdict, cmp, false // the line decides
+		return verdict, cmp, judge.ControlNone // the line decides
 	}
 	cvv := judge.Rate(now, secs, base, baseSecs, th)
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(now / secs)}
@@ -215,10 +219,10 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 	if cvv.Status == judge.Fail {
 		verdict.Status = judge.Warn
 		verdict.Reason += "; but " + seen + ": beyond the line too, so a shared cause upstream, not this release"
-		return verdict, cmp, true
+		return verdict, cmp, judge.ControlShared
 	}
 	verdict.Reason += "; " + seen + ", which held"
-	return verdict, cmp, false
+	return verdict, cmp, judge.ControlBlames
 }
 
 // judgedBaseline is the baseline an error share's line is drawn from:
@@ -310,17 +314,18 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 }
 
 // compareControl measures a failing check on the control group over the
-// same time and lets the comparison decide: the failure stands when the
-// release is significantly worse than the control group; it is a shared
-// cause (shared is set) when the control group is beyond the line too;
-// otherwise the look only warns. An error share is compared as it is; a
-// latency quantile as the share of requests slower than its fail line
-// (the control group's is beyond the line when more than 1-q of its
-// requests are slower). Other checks, and a watch without a control
-// group, keep their verdict.
-func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, shared bool) {
+// same time and lets the comparison decide (the outcome says which way):
+// the failure stands when the release is significantly worse than the
+// control group; it is a shared cause when the control group is beyond
+// the line too and the release no worse than it; otherwise the look only
+// warns, undecided. An error share is compared as it is; a latency
+// quantile as the share of requests slower than its fail line (the
+// control group's is beyond the line when more than 1-q of its requests
+// are slower). Other checks, and a watch without a control group, keep
+// their verdict (judge.ControlNone).
+func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
 	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) {
-		return verdict, cmp, false // not a statistical failure (no data, say): nothing to compare
+		return verdict, cmp, judge.ControlNone // not a statistical failure (no data, say): nothing to compare
 	}
 	cv := v
 	cv.Selector = control
@@ -328,7 +333,7 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 		return c.compareControlRate(ctx, src, cv, at, verdict)
 	}
 	if !(verdict.Samples > 0) {
-		return verdict, cmp, false
+		return verdict, cmp, judge.ControlNone
 	}
 	// The verdict's own bad events, measured on the control group too.
 	obs := judge.Counts{Bad: verdict.Beyond, Total: verdict.Samples}
@@ -340,38 +345,33 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 		counts, ok, err := c.counts(ctx, src, cv, at)
 		if err != nil || !ok {
 			verdict.Reason += "; the control group could not be measured"
-			return verdict, cmp, false
+			return verdict, cmp, judge.ControlNone
 		}
 		ctl, line, ctlValue = counts, verdict.Line, counts.Ratio()
 	case config.TypeQuantile:
 		h, err := c.histogram(ctx, src, cv, at)
 		if err != nil || !(h.Count() > 0) {
 			verdict.Reason += "; the control group could not be measured"
-			return verdict, cmp, false
+			return verdict, cmp, judge.ControlNone
 		}
 		ctl, line, ctlValue = h.Beyond(verdict.Line), 1-c.cfg.Quantile, h.Quantile(c.cfg.Quantile)
 		what = " slower than " + formatValue(verdict.Line, c.cfg.Unit)
 	default:
-		return verdict, cmp, false
+		return verdict, cmp, judge.ControlNone
 	}
 	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.tracker.Measured()+1))
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
-		return verdict, cmp, false // the line decided, not the control group
+		return verdict, cmp, outcome // the line decided, not the control group
 	}
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(ctlValue)}
-	switch outcome {
-	case judge.ControlShared:
-		verdict.Status = judge.Warn
-		verdict.Reason += "; but " + why
-		return verdict, cmp, true
-	case judge.ControlExcuses:
-		verdict.Status = judge.Warn
-		verdict.Reason += "; but " + why
-	default:
+	if outcome == judge.ControlBlames {
 		verdict.Reason += "; " + why
+	} else {
+		verdict.Status = judge.Warn
+		verdict.Reason += "; but " + why
 	}
-	return verdict, cmp, false
+	return verdict, cmp, outcome
 }
 
 // applyNoData turns no data into a warning or a failure when the check

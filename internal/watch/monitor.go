@@ -58,6 +58,11 @@ func (w *run) monitor(ctx context.Context) (ended, error) {
 	if len(w.checks) == 0 {
 		return passed("the pods stayed healthy for %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
 	}
+	for _, c := range w.checks {
+		if c.undecided && c.enforced() {
+			return ended{}, &inconclusive{reason: c.cfg.Name + ": " + c.result.Reason + "; the monitor ended before the control group could tell whose it is"}
+		}
+	}
 	return passed("no check failed in %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
 }
 
@@ -88,7 +93,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 	type look struct {
 		verdict judge.Verdict
 		cmp     comparedWith
-		shared  bool
+		outcome judge.ControlOutcome
 	}
 	verdicts := make(map[*check]look, len(w.checks))
 	var mu sync.Mutex
@@ -100,7 +105,7 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		v.Window = c.window
 		var l look
 		l.verdict = c.measure(ctx, w.source, v, at)
-		l.verdict, l.cmp, l.shared = c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, l.verdict)
+		l.verdict, l.cmp, l.outcome = c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, l.verdict)
 		mu.Lock()
 		verdicts[c] = l
 		mu.Unlock()
@@ -121,7 +126,8 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		vv.Window = c.window
 		c.record(v, vv, at)
 		c.result.Comparison, c.result.Control = l.cmp.by, l.cmp.value
-		if l.shared && shared == nil && c.enforced() {
+		c.undecided = l.outcome == judge.ControlExcuses
+		if l.outcome == judge.ControlShared && shared == nil && c.enforced() {
 			shared = c
 		}
 		if v.Status == judge.Fail || v.Status == judge.Warn && prev != judge.Warn {

@@ -174,15 +174,15 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 		if c.cfg.Accumulates() {
 			v.SinceDeploy, v.SinceWarmup = at.Sub(c.side.since), at.Sub(c.side.since)
 		}
-		verdict, byControl, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, verdict)
-		if verdict.Status != judge.Fail && !shared {
-			continue
+		verdict, byControl, outcome := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, verdict)
+		if outcome == judge.ControlExcuses {
+			continue // undecided: the monitor will judge
 		}
 		cmp := comparedWith{by: ComparisonSideBySide, value: judge.Num(old)}
-		if shared {
+		if outcome == judge.ControlShared {
 			cmp = byControl
 		}
-		return w.endOn(c, verdict, cmp, v, at, shared)
+		return w.endOn(c, verdict, cmp, v, at, outcome == judge.ControlShared)
 	}
 	return nil
 }

@@ -145,9 +145,10 @@ func containsPrefix(list []string, prefix string) bool {
 // TestControlGroupDecidesEveryFailure: the control group (baseline.control)
 // is consulted on every failure, not only the monitor's error share: a
 // crash-level error share in the warm-up, a latency regression, a drop of
-// traffic. What
-// hits the control group too is a shared cause (inconclusive, nothing
-// rolled back); what hits the new version alone fails it.
+// traffic. What hits the control group as hard is a shared cause
+// (inconclusive, nothing rolled back); what hits the new version alone,
+// or harder, fails it; a monitor that ends before the control group could
+// tell is inconclusive.
 func TestControlGroupDecidesEveryFailure(t *testing.T) {
 	healthy := profile{rps: 50, errRatio: 0.001, latency: 1}
 	crash := profile{rps: 50, errRatio: 0.3, latency: 1}
@@ -167,6 +168,13 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 	}{
 		{name: "a crash-level outage in both during the warm-up is a shared cause", new: crash, ctl: crash,
 			want: Inconclusive, wantPhase: PhaseWarmup, wantCheck: "error_rate", wantReason: "shared cause"},
+		{name: "a release worse than a control group a dependency also pushed over the line fails",
+			new: profile{rps: 50, errRatio: 0.08, latency: 1}, ctl: profile{rps: 50, errRatio: 0.02, latency: 1},
+			want: Failed, wantPhase: PhaseMonitor, wantCheck: "error_rate", wantReason: "significantly better"},
+		{name: "a monitor that ends before the control group could tell is inconclusive",
+			new: profile{rps: 50, errRatio: 0.03, latency: 1}, ctl: profile{rps: 2, errRatio: 0.012, latency: 1},
+			ctlBefore: &profile{rps: 2, errRatio: 0.001, latency: 1},
+			want:      Inconclusive, wantPhase: PhaseMonitor, wantCheck: "error_rate", wantReason: "before the control group could tell"},
 		{name: "a crash-level release still fails in the warm-up", new: crash, ctl: healthy,
 			want: Failed, wantPhase: PhaseWarmup, wantCheck: "error_rate", wantReason: "significantly better"},
 		{name: "slow dependencies in both are a shared cause", new: slow, ctl: slow,
@@ -209,7 +217,7 @@ func TestControlGroupDecidesEveryFailure(t *testing.T) {
 			}
 			rep := New(spec, src, plat, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 			if rep.Verdict != c.want || !strings.Contains(rep.Reason, c.wantReason) || !strings.HasPrefix(rep.Reason, c.wantCheck+": ") {
-				t.Fatalf("verdict %s (%s), want %s from %s with %q", rep.Verdict, rep.Reason, c.want, c.wantCheck, c.wantReason)
+				t.Fatalf("verdict %s (%s), want %s from %s with %q; %s", rep.Verdict, rep.Reason, c.want, c.wantCheck, c.wantReason, findCheck(t, rep, c.wantCheck).Reason)
 			}
 			last := rep.Phases[len(rep.Phases)-1]
 			for _, p := range rep.Phases {

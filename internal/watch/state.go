@@ -82,6 +82,10 @@ type CheckState struct {
 	Baseline BaselineState      `json:"baseline"`
 	Tracker  judge.TrackerState `json:"tracker"`
 	Frozen   bool               `json:"frozen,omitempty"`
+	// Undecided: at the last look the check was beyond its line and the
+	// control group could neither blame the release nor show a shared
+	// cause.
+	Undecided bool `json:"undecided,omitempty"`
 	// SideLooks counts the rollout's side-by-side comparisons so far.
 	SideLooks int `json:"side_looks,omitempty"`
 }
@@ -269,7 +273,7 @@ func (w *run) state() *State {
 	for _, c := range w.checks {
 		s.Checks = append(s.Checks, CheckState{
 			Name: c.cfg.Name, Window: Duration(c.window), Baseline: c.base.state(),
-			Tracker: c.tracker.State(), Frozen: c.frozen, SideLooks: c.side.looks,
+			Tracker: c.tracker.State(), Frozen: c.frozen, Undecided: c.undecided, SideLooks: c.side.looks,
 		})
 	}
 	if w.pods != nil {
@@ -432,7 +436,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		}
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
-		c.frozen = cs.Frozen
+		c.frozen, c.undecided = cs.Frozen, cs.Undecided
 		c.side.looks = cs.SideLooks
 		if r := results[cs.Name]; r != nil {
 			c.result = r

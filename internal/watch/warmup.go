@@ -111,12 +111,12 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		// the warm-up's far one.
 		cv := verdict
 		cv.Line = c.th.FailLine(c.judgedBaseline())
-		out, cmp, shared := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, cv)
+		out, cmp, outcome := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, cv)
 		out.Line = verdict.Line
-		if out.Status != judge.Fail && !shared {
-			continue // the control group excuses it, for now: the monitor will judge
+		if outcome == judge.ControlExcuses {
+			continue // undecided, for now: the monitor will judge
 		}
-		return w.endOn(c, out, cmp, v, at, shared)
+		return w.endOn(c, out, cmp, v, at, outcome == judge.ControlShared)
 	}
 	return nil
 }
