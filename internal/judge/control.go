@@ -15,6 +15,12 @@ import "fmt"
 // own confidence; real counts scatter more than the simulation's).
 const ControlStrictness = 10
 
+// MinSharedEvents is how many bad events the control group must count
+// before its share is set beside the release's for a shared cause: on
+// fewer, a release twice as bad as the control group reads as bad as it
+// too often (a quarter of simulated watches on 5 to 20 bad events).
+const MinSharedEvents = 30
+
 // ControlOutcome is what a comparison with the control group decided.
 type ControlOutcome int
 
@@ -39,13 +45,15 @@ const (
 // requests slower than a latency line) with the control group's over the
 // same time, by the exact conditional test of two rates (of all bad
 // events in both groups, under "the new rate is (1+tolerance) times the
-// control's" the new group's share is binomial), at this look's level
-// made ControlStrictness times stricter. A shared cause takes both: the
-// control group shown beyond the line (at the check's own level), and the
-// new version's share no more than (1+tolerance) times the control
-// group's. Not being shown worse is not enough: a release four times
-// worse than a control group that a dependency pushed over the line too
-// would be excused half the time.
+// control's" the new group's share is binomial), at the level of this
+// comparison (t.Look counts them) made ControlStrictness times stricter.
+// A shared cause takes all three: the control group shown beyond the line
+// (at the check's own level, spent over the comparisons), the new
+// version's share no more than (1+tolerance) times the control group's,
+// and that share counted on MinSharedEvents bad events. Not being shown
+// worse is not enough: a release four times worse than a control group
+// that a dependency pushed over the line too would be excused half the
+// time.
 //
 // line is the share the control group is tested against for a shared
 // cause; what says what a bad request is in the reason ("" for errors, "
@@ -61,11 +69,14 @@ func AgainstControl(obs, ctrl Counts, minTotal, line float64, what string, t Thr
 	if worseThanP(obs.bad(), obs.Total, ctrlBad, ctrl.Total, 1+t.Tolerance) <= strict.fixedLevel() {
 		return ControlBlames, seen + ", significantly better"
 	}
-	if binomialAtLeast(ctrlBad, ctrl.Total, line) > t.alpha() {
+	if binomialAtLeast(ctrlBad, ctrl.Total, line) > t.fixedLevel() {
 		return ControlExcuses, seen + ": not significantly better yet"
 	}
 	if obs.bad()/obs.Total > (1+t.Tolerance)*ctrlBad/ctrl.Total {
 		return ControlExcuses, seen + ": beyond the line too, but better than the release so far: not yet a shared cause, nor significantly better"
+	}
+	if ctrlBad < MinSharedEvents {
+		return ControlExcuses, fmt.Sprintf("%s: beyond the line too, but on %.0f bad requests, too few to call it a shared cause yet (%d needed)", seen, ctrlBad, MinSharedEvents)
 	}
 	return ControlShared, seen + ": beyond the line too, so a shared cause (a dependency, the traffic), not this release"
 }

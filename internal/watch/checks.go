@@ -25,10 +25,15 @@ type check struct {
 	// frozen is set once the check failed or gave up: its result is then
 	// the decisive measurement and stays.
 	frozen bool
-	// undecided is set while the check is beyond its line and the control
-	// group can neither blame the release nor show a shared cause: a
-	// monitor that ends so is inconclusive.
-	undecided bool
+	// undecided is the reason of the last look, when the check was beyond
+	// its line there and the control group could neither blame the
+	// release nor show a shared cause: a monitor that ends so is
+	// inconclusive.
+	undecided string
+	// comparisons counts the comparisons with the control group so far
+	// (the warm-up's, side by side's and the monitor's): their tests spend
+	// the check's confidence over them.
+	comparisons int
 	// noDataStreak counts looks in a row without data since the deploy,
 	// the first of them at noDataSince.
 	noDataStreak int
@@ -201,7 +206,8 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		return verdict, cmp, judge.ControlNone
 	}
 	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
-	th := c.th.AtLook(c.tracker.Measured() + 1)
+	c.comparisons++
+	th := c.th.AtLook(c.comparisons)
 	th.Fail = judge.Rule{Op: c.cfg.Fail.Op, Value: verdict.Line / releaseBase, Relative: true}
 	th.HasFloor = false
 	quiet := base/baseSecs*secs < minControlEvents
@@ -359,7 +365,8 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 	default:
 		return verdict, cmp, judge.ControlNone
 	}
-	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.tracker.Measured()+1))
+	c.comparisons++
+	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.comparisons))
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
 		return verdict, cmp, outcome // the line decided, not the control group

@@ -59,8 +59,8 @@ func (w *run) monitor(ctx context.Context) (ended, error) {
 		return passed("the pods stayed healthy for %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
 	}
 	for _, c := range w.checks {
-		if c.undecided && c.enforced() {
-			return ended{}, &inconclusive{reason: c.cfg.Name + ": " + c.result.Reason + "; the monitor ended before the control group could tell whose it is"}
+		if c.undecided != "" && c.enforced() {
+			return ended{}, &inconclusive{reason: c.cfg.Name + ": " + c.undecided + "; the monitor ended before the control group could tell whose it is"}
 		}
 	}
 	return passed("no check failed in %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
@@ -126,7 +126,14 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		vv.Window = c.window
 		c.record(v, vv, at)
 		c.result.Comparison, c.result.Control = l.cmp.by, l.cmp.value
-		c.undecided = l.outcome == judge.ControlExcuses
+		switch {
+		case v.Status == judge.Error || v.Status == judge.NoData:
+			// A look that measured nothing decides nothing either.
+		case l.outcome == judge.ControlExcuses:
+			c.undecided = v.Reason
+		default:
+			c.undecided = ""
+		}
 		if l.outcome == judge.ControlShared && shared == nil && c.enforced() {
 			shared = c
 		}

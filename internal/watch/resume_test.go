@@ -32,7 +32,10 @@ type killCase struct {
 	// world of the case sees the same traffic.
 	requests      *[]request
 	before, after profile
-	run           bool // run (deploy) rather than watch
+	// control, when set, is the control group after the deploy (as good
+	// before it), and the spec has baseline.control.
+	control *profile
+	run     bool // run (deploy) rather than watch
 	// sourceDownAfter makes the metric source fail this long after the
 	// deploy (0: never).
 	sourceDownAfter time.Duration
@@ -55,6 +58,9 @@ func (kc killCase) world() *world {
 		kc.requests = &gen
 	}
 	w := &world{clock: clock, src: (&sim{t0: t0, requests: *kc.requests}).index()}
+	if kc.control != nil {
+		w.src.control = newSim(8, t0, good, *kc.control, deployAt, 16*time.Minute)
+	}
 	if kc.sourceDownAfter > 0 {
 		w.src.failAfter = deployAt.Add(kc.sourceDownAfter)
 	}
@@ -73,7 +79,11 @@ func (kc killCase) world() *world {
 // encoded state in *saved, and dies at k's kill point.
 func (kc killCase) engine(t *testing.T, w *world, k *killer, saved *[]byte) *Engine {
 	w.clock.kill, w.fake.kill = k, k
-	return New(loadSpec(t, ""), w.src, w.plat, WithClock(w.clock), WithCheckpoint(CheckpointFunc(func(s *State) error {
+	spec := loadSpec(t, "")
+	if kc.control != nil {
+		spec.Metrics.Control = `job="control"`
+	}
+	return New(spec, w.src, w.plat, WithClock(w.clock), WithCheckpoint(CheckpointFunc(func(s *State) error {
 		b, err := s.Encode()
 		if err != nil {
 			t.Errorf("encoding the state: %v", err)
@@ -116,6 +126,14 @@ func TestResumeFromEveryKillPoint(t *testing.T) {
 				killCase{name: "inconclusive, " + suffix, before: good, after: good, run: run, gap: gap, sourceDownAfter: 20 * time.Second},
 				killCase{name: "pods crash in monitor, " + suffix, before: good, after: good, run: run, gap: gap, health: crashAt(12)},
 			)
+			if gap == 0 {
+				// Beyond the line to the end, and a control group that
+				// cannot tell whose it is in the monitor's time. (Resumed
+				// after a gap, the watch counts more than the uninterrupted
+				// one had, and may decide.)
+				cases = append(cases, killCase{name: "inconclusive, the control group undecided, " + suffix, before: good,
+					after: profile{rps: 50, errRatio: 0.03, latency: 1}, control: &profile{rps: 50, errRatio: 0.012, latency: 1}, run: run})
+			}
 		}
 	}
 	for _, kc := range cases {

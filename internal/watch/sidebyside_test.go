@@ -279,3 +279,50 @@ func TestSideStrataFromCumulativeCounts(t *testing.T) {
 		t.Errorf("strata begin at %s, want the first look", c.side.since)
 	}
 }
+
+// TestUndecidedIsKeptAndCleared: a check left undecided by the control
+// group stays undecided through looks that measure nothing (a metric
+// source down at the monitor's last looks ends inconclusive, not stable),
+// and is cleared by a look that passes (a release that recovers is
+// stable).
+func TestUndecidedIsKeptAndCleared(t *testing.T) {
+	undecided := profile{rps: 50, errRatio: 0.03, latency: 1}
+	run := func(t *testing.T, release func(since time.Duration) profile, downBeforeEnd time.Duration) *Report {
+		clock := &fakeClock{now: t0.Add(3 * time.Minute)}
+		deployAt := clock.Now()
+		src := generateSim(5, t0, deployAt, 10*time.Minute, func(at time.Time) profile {
+			if at.Before(deployAt) {
+				return good
+			}
+			return release(at.Sub(deployAt))
+		})
+		src.control = newSim(6, t0, good, profile{rps: 50, errRatio: 0.012, latency: 1}, deployAt, 10*time.Minute)
+		spec := loadSpec(t, "")
+		spec.Metrics.Control = `job="control"`
+		if downBeforeEnd > 0 {
+			end := deployAt.Add(spec.Phases.Warmup + spec.Phases.Monitor)
+			src.failAfter = end.Add(-downBeforeEnd)
+		}
+		return New(spec, src, &fakePlatform{running: "v1"}, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
+	}
+	always := func(time.Duration) profile { return undecided }
+	if rep := run(t, always, 0); rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "before the control group could tell") {
+		t.Fatalf("undecided to the end: %s (%s), want inconclusive", rep.Verdict, rep.Reason)
+	}
+	rep := run(t, always, 500*time.Millisecond)
+	if rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "before the control group could tell") || !strings.Contains(rep.Reason, "not significantly better yet") {
+		t.Errorf("the source down at the last looks: %s (%s), want inconclusive with the last decided look's reason", rep.Verdict, rep.Reason)
+	}
+	if r := findCheck(t, rep, "error_rate"); r.Verdict != judge.Error && r.Verdict != judge.NoData {
+		t.Errorf("error_rate ended %s (%s): the source was not down at the last look", r.Verdict, r.Reason)
+	}
+	recovers := func(since time.Duration) profile {
+		if since < 20*time.Second {
+			return undecided
+		}
+		return good
+	}
+	if rep := run(t, recovers, 0); rep.Verdict != Stable {
+		t.Errorf("a release that recovers: %s (%s), want stable", rep.Verdict, rep.Reason)
+	}
+}

@@ -82,10 +82,12 @@ type CheckState struct {
 	Baseline BaselineState      `json:"baseline"`
 	Tracker  judge.TrackerState `json:"tracker"`
 	Frozen   bool               `json:"frozen,omitempty"`
-	// Undecided: at the last look the check was beyond its line and the
-	// control group could neither blame the release nor show a shared
-	// cause.
-	Undecided bool `json:"undecided,omitempty"`
+	// Undecided is the reason of the last look, when the check was beyond
+	// its line there and the control group could neither blame the
+	// release nor show a shared cause.
+	Undecided string `json:"undecided,omitempty"`
+	// Comparisons counts the comparisons with the control group so far.
+	Comparisons int `json:"comparisons,omitempty"`
 	// SideLooks counts the rollout's side-by-side comparisons so far.
 	SideLooks int `json:"side_looks,omitempty"`
 }
@@ -273,7 +275,7 @@ func (w *run) state() *State {
 	for _, c := range w.checks {
 		s.Checks = append(s.Checks, CheckState{
 			Name: c.cfg.Name, Window: Duration(c.window), Baseline: c.base.state(),
-			Tracker: c.tracker.State(), Frozen: c.frozen, Undecided: c.undecided, SideLooks: c.side.looks,
+			Tracker: c.tracker.State(), Frozen: c.frozen, Undecided: c.undecided, Comparisons: c.comparisons, SideLooks: c.side.looks,
 		})
 	}
 	if w.pods != nil {
@@ -436,7 +438,7 @@ func (e *Engine) restore(s *State) (*run, error) {
 		}
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
-		c.frozen, c.undecided = cs.Frozen, cs.Undecided
+		c.frozen, c.undecided, c.comparisons = cs.Frozen, cs.Undecided, cs.Comparisons
 		c.side.looks = cs.SideLooks
 		if r := results[cs.Name]; r != nil {
 			c.result = r
