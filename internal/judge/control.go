@@ -73,10 +73,10 @@ func AgainstControl(obs, ctrl Counts, minTotal, line float64, what string, t Thr
 		return ControlExcuses, seen + ": not significantly better yet"
 	}
 	if obs.bad()/obs.Total > (1+t.Tolerance)*ctrlBad/ctrl.Total {
-		return ControlExcuses, seen + ": beyond the line too, but better than the release so far: not yet a shared cause, nor significantly better"
+		return ControlExcuses, seen + ": beyond the line too, but better than the release so far, not significantly"
 	}
 	if ctrlBad < MinSharedEvents {
-		return ControlExcuses, fmt.Sprintf("%s: beyond the line too, but on %.0f bad requests, too few to call it a shared cause yet (%d needed)", seen, ctrlBad, MinSharedEvents)
+		return ControlExcuses, fmt.Sprintf("%s: beyond the line too, but on %.0f bad requests, too few to set beside the release's yet (%d needed)", seen, ctrlBad, MinSharedEvents)
 	}
 	return ControlShared, seen + ": beyond the line too, so a shared cause (a dependency, the traffic), not this release"
 }
