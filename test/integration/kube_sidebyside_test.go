@@ -236,7 +236,7 @@ baseline:
 phases:
   rollout: 3m
   warmup: 2s
-  monitor: 10s
+  monitor: 25s
   interval: 1s
 `, ns, prom.URL)
 			if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
