@@ -25,7 +25,9 @@ const MinSharedEvents = 30
 type ControlOutcome int
 
 const (
-	// ControlNone: the control group had too little traffic to compare.
+	// ControlNone: no comparison was made (the control group had too
+	// little traffic, could not be measured, or the verdict was not a
+	// statistical failure): the line decides.
 	ControlNone ControlOutcome = iota
 	// ControlBlames: the new version is significantly worse than the
 	// control group by more than the tolerance: the release is at fault.
@@ -36,8 +38,9 @@ const (
 	ControlShared
 	// ControlExcuses: neither yet. The new version is not significantly
 	// worse than the control group, and the control group is not shown
-	// beyond the line, or the new version looks worse than it. A watch
-	// that ends so is inconclusive.
+	// beyond the line, or the new version looks worse than it, or the
+	// control group counted fewer than MinSharedEvents bad events. A
+	// watch that ends so is inconclusive.
 	ControlExcuses
 )
 

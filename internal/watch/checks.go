@@ -25,14 +25,16 @@ type check struct {
 	// frozen is set once the check failed or gave up: its result is then
 	// the decisive measurement and stays.
 	frozen bool
-	// undecided is the reason of the last look, when the check was beyond
-	// its line there and the control group could neither blame the
-	// release nor show a shared cause: a monitor that ends so is
-	// inconclusive.
+	// undecided is the reason of the last look that measured, when the
+	// check was beyond its line there and the control group could neither
+	// blame the release nor show a shared cause: a monitor that ends so is
+	// inconclusive. A look that measured nothing, or that is beyond the
+	// line but not yet sure, keeps it.
 	undecided string
-	// comparisons counts the comparisons with the control group so far
-	// (the warm-up's, side by side's and the monitor's): their tests spend
-	// the check's confidence over them.
+	// comparisons counts the comparisons made with the control group so
+	// far (the warm-up's, side by side's and the monitor's; not those it
+	// had too little traffic for): their tests spend the check's
+	// confidence over them.
 	comparisons int
 	// noDataStreak counts looks in a row without data since the deploy,
 	// the first of them at noDataSince.
@@ -206,8 +208,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		return verdict, cmp, judge.ControlNone
 	}
 	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
-	c.comparisons++
-	th := c.th.AtLook(c.comparisons)
+	th := c.th.AtLook(c.comparisons + 1)
 	th.Fail = judge.Rule{Op: c.cfg.Fail.Op, Value: verdict.Line / releaseBase, Relative: true}
 	th.HasFloor = false
 	quiet := base/baseSecs*secs < minControlEvents
@@ -218,6 +219,7 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", base/baseSecs*secs)
 		return verdict, cmp, judge.ControlNone // the line decides
 	}
+	c.comparisons++
 	cvv := judge.Rate(now, secs, base, baseSecs, th)
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(now / secs)}
 	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
@@ -365,12 +367,12 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 	default:
 		return verdict, cmp, judge.ControlNone
 	}
-	c.comparisons++
-	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.comparisons))
+	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.comparisons+1))
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
 		return verdict, cmp, outcome // the line decided, not the control group
 	}
+	c.comparisons++
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(ctlValue)}
 	if outcome == judge.ControlBlames {
 		verdict.Reason += "; " + why

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -60,7 +61,11 @@ func (w *run) monitor(ctx context.Context) (ended, error) {
 	}
 	for _, c := range w.checks {
 		if c.undecided != "" && c.enforced() {
-			return ended{}, &inconclusive{reason: c.cfg.Name + ": " + c.undecided + "; the monitor ended before the control group could tell whose it is"}
+			reason := c.cfg.Name + ": " + c.undecided + "; the monitor ended before the control group could tell whose it is"
+			if c.tracker.GaveUp() {
+				reason += " (the check then gave up: " + c.result.Reason + ")"
+			}
+			return ended{}, &inconclusive{reason: reason}
 		}
 	}
 	return passed("no check failed in %s", config.FormatDuration(w.spec.Phases.Monitor)), nil
@@ -127,10 +132,12 @@ func (w *run) tick(ctx context.Context, at time.Time) error {
 		c.record(v, vv, at)
 		c.result.Comparison, c.result.Control = l.cmp.by, l.cmp.value
 		switch {
-		case v.Status == judge.Error || v.Status == judge.NoData:
+		case v.Status == judge.Error || v.Status == judge.NoData || c.noDataStreak > 0:
 			// A look that measured nothing decides nothing either.
 		case l.outcome == judge.ControlExcuses:
 			c.undecided = v.Reason
+		case v.Status == judge.Warn && !math.IsNaN(v.Line) && c.th.Fail.Crosses(v.Value, v.Line):
+			// Beyond the line, not yet sure: nothing is cleared.
 		default:
 			c.undecided = ""
 		}

@@ -12,11 +12,13 @@ import (
 // with the warnings and whatever could not be judged, becomes the
 // verdict's.
 func (w *run) stable(context.Context) (ended, error) {
-	var warned, blind, gaveUp, wouldFail []string
+	var warned, blind, gaveUp, wouldFail, wouldBeUndecided []string
 	for _, c := range w.checks {
 		switch {
 		case !c.enforced() && c.tracker.Failed():
 			wouldFail = append(wouldFail, fmt.Sprintf("%s (%s)", c.cfg.Name, c.result.Reason))
+		case !c.enforced() && c.undecided != "":
+			wouldBeUndecided = append(wouldBeUndecided, fmt.Sprintf("%s (%s)", c.cfg.Name, c.undecided))
 		case c.tracker.GaveUp():
 			gaveUp = append(gaveUp, c.cfg.Name)
 		case !c.tracker.Judged():
@@ -34,6 +36,9 @@ func (w *run) stable(context.Context) (ended, error) {
 	}
 	if len(wouldFail) > 0 {
 		parts = append(parts, "would have failed (mode: report): "+strings.Join(wouldFail, "; "))
+	}
+	if len(wouldBeUndecided) > 0 {
+		parts = append(parts, "would have been inconclusive, the control group undecided (mode: report): "+strings.Join(wouldBeUndecided, "; "))
 	}
 	if len(warned) > 0 {
 		parts = append(parts, "warnings: "+strings.Join(warned, ", "))

@@ -82,9 +82,9 @@ type CheckState struct {
 	Baseline BaselineState      `json:"baseline"`
 	Tracker  judge.TrackerState `json:"tracker"`
 	Frozen   bool               `json:"frozen,omitempty"`
-	// Undecided is the reason of the last look, when the check was beyond
-	// its line there and the control group could neither blame the
-	// release nor show a shared cause.
+	// Undecided is the reason of the last look that measured, when the
+	// check was beyond its line there and the control group could neither
+	// blame the release nor show a shared cause.
 	Undecided string `json:"undecided,omitempty"`
 	// Comparisons counts the comparisons with the control group so far.
 	Comparisons int `json:"comparisons,omitempty"`
@@ -439,6 +439,11 @@ func (e *Engine) restore(s *State) (*run, error) {
 		c.base = base
 		c.tracker.Restore(cs.Tracker)
 		c.frozen, c.undecided, c.comparisons = cs.Frozen, cs.Undecided, cs.Comparisons
+		if cs.Comparisons == 0 {
+			// Saved before the comparisons were counted, when they were
+			// spent by the monitor's looks.
+			c.comparisons = c.tracker.Measured()
+		}
 		c.side.looks = cs.SideLooks
 		if r := results[cs.Name]; r != nil {
 			c.result = r

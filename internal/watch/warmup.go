@@ -99,6 +99,12 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
+	saveAfter := false
+	defer func() {
+		if saveAfter {
+			_ = w.save() // the comparisons made with the control group are spent
+		}
+	}()
 	for _, c := range early {
 		verdict := verdicts[c]
 		if verdict.Status != judge.Fail {
@@ -114,6 +120,7 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		out, cmp, outcome := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, cv)
 		out.Line = verdict.Line
 		if outcome == judge.ControlExcuses {
+			saveAfter = true
 			continue // undecided, for now: the monitor will judge
 		}
 		return w.endOn(c, out, cmp, v, at, outcome == judge.ControlShared)
