@@ -48,11 +48,12 @@ func (w *run) rollBack(ctx context.Context, reason string) {
 	if !resumed {
 		at := w.clock.Now()
 		w.report.Rollback = &RollbackRecord{Policy: string(config.PolicyRollback), Revision: w.deploy.PreviousVersion, Performed: true, At: &at}
-		w.beginPhase(PhaseRollback)
+		w.openPhase(PhaseRollback)
 		w.emit(Event{Kind: event.RollbackStarted, Message: fmt.Sprintf("rolling back to %s: %s", target, reason)})
-		// Saved again, after the announcement: a store that writes events
+		// Saved once, after the announcement: a store that writes events
 		// before checkpoints, and waits for the checkpoint before an action,
-		// then holds the announcement too if the process dies in the hook.
+		// then never holds a rollback begun without its announcement,
+		// wherever the process dies.
 		_ = w.save()
 	}
 	rec := w.report.Rollback

@@ -128,11 +128,18 @@ func (w *run) carryOut(ctx context.Context) *Report {
 
 // beginPhase opens a phase's record, announces it and saves the state.
 func (w *run) beginPhase(name string) {
+	w.openPhase(name)
+	_ = w.save()
+}
+
+// openPhase begins the phase's record and announces it, without saving:
+// for a phase whose own announcement must be queued before the first
+// checkpoint that shows it begun.
+func (w *run) openPhase(name string) {
 	p := &PhaseRecord{Name: name, StartedAt: w.clock.Now()}
 	w.report.Phases = append(w.report.Phases, p)
 	w.current = p
 	w.emit(Event{Kind: event.PhaseStarted})
-	_ = w.save()
 }
 
 // endPhase closes the current phase's record, announces it and saves the
