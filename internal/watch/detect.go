@@ -67,8 +67,12 @@ func (w *run) detectability(c *check) Detectability {
 	rate := c.baseRate()
 	synthetic := ""
 	if sr := w.spec.Metrics.SyntheticRate; sr > 0 && c.cfg.Type != config.TypeRate {
-		// The synthetic requests are counted as the service's own.
-		rate = max(rate, 0) + sr
+		// The synthetic requests are counted as the service's own, also
+		// when the baseline counted none (NaN: max would keep the NaN).
+		if !(rate > 0) {
+			rate = 0
+		}
+		rate += sr
 		synthetic = fmt.Sprintf(" (with %s req/s of synthetic traffic)", formatRate(sr))
 	}
 	if !(rate > 0) {

@@ -492,6 +492,15 @@ func TestDetectabilitySaysWhatAWatchCanSee(t *testing.T) {
 		t.Error("the watch did not say the error share cannot be judged")
 	}
 
+	// Synthetic traffic is counted, also for a service that counted
+	// nothing before the deploy.
+	spec := loadSpec(t, "")
+	spec.Metrics.SyntheticRate = 20
+	silent := newCheck(spec.Checks[0], 4*time.Second) // error_rate, its baseline without data
+	if er = (&run{Engine: &Engine{spec: spec}}).detectability(silent); !er.CanJudge || !strings.Contains(er.Summary, "synthetic traffic") {
+		t.Errorf("error_rate of a silent service with 20 req/s of synthetic traffic: %+v, want it judged on that traffic", er)
+	}
+
 	// A sliding window sees one window's requests at a look, not the
 	// monitor's.
 	sliding := `checks:
