@@ -19,21 +19,19 @@ log() { printf '==> %s\n' "$*"; }
 # 1.27). A run that fails so, without writing a failing input, is run
 # once more; any other failure, or a second one, fails the suite.
 fuzz_one() {
-	local dir=$1 target=$2 fuzztime=$3 out
+	local dir=$1 target=$2 fuzztime=$3 out status=0 race=0
 	out=$(mktemp)
-	if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir" 2>&1 | tee "$out"; then
-		rm -f "$out"
-		return 0
-	fi
-	if tail -n 5 "$out" | grep -qx '    context deadline exceeded' &&
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir" 2>&1 | tee "$out" || status=$?
+	if ((status != 0)) && tail -n 5 "$out" | grep -qx '    context deadline exceeded' &&
 		[[ -z $(git status --porcelain -- "$dir/testdata/fuzz/$target") ]]; then
-		rm -f "$out"
-		log "fuzz $dir $target: the coordinator's deadline race (golang/go#75804), no failing input; once more"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir"
-		return
+		race=1
 	fi
 	rm -f "$out"
-	return 1
+	if ((status == 0 || race == 0)); then
+		return "$status"
+	fi
+	log "fuzz $dir $target: the coordinator's deadline race (golang/go#75804), no failing input; once more"
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir"
 }
 fuzz_all() {
 	local fuzztime=${FUZZTIME:-20s} file target

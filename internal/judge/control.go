@@ -67,9 +67,7 @@ func AgainstControl(obs, ctrl Counts, minTotal, line float64, what string, t Thr
 	}
 	ctrlBad := ctrl.bad()
 	seen := fmt.Sprintf("the control group: %s of %.0f requests%s over the same time", pct(ctrlBad/ctrl.Total), ctrl.Total, what)
-	strict := t
-	strict.Confidence = 1 - t.alpha()/ControlStrictness
-	if worseThanP(obs.bad(), obs.Total, ctrlBad, ctrl.Total, 1+t.Tolerance) <= strict.fixedLevel() {
+	if worseThanP(obs.bad(), obs.Total, ctrlBad, ctrl.Total, 1+t.Tolerance) <= t.stricter(ControlStrictness).fixedLevel() {
 		return ControlBlames, seen + ", significantly better"
 	}
 	if binomialAtLeast(ctrlBad, ctrl.Total, line) > t.fixedLevel() {

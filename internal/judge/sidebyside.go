@@ -127,7 +127,7 @@ func SideBySideQuantile(newSlices, oldSlices []Histogram, base Histogram, q, min
 // confidence made stricter, and spent over the looks even for a check
 // judged look by look (whose failure limit does not apply here).
 func (t Thresholds) sideTest() Thresholds {
-	t.Confidence = 1 - t.alpha()/SideBySideStrictness
+	t = t.stricter(SideBySideStrictness)
 	if t.Test == PerLook {
 		t.Test = Spent
 	}

@@ -167,6 +167,14 @@ func (t Thresholds) alpha() float64 {
 	return 1 - t.Confidence
 }
 
+// stricter returns the thresholds with their risk (1-confidence) divided
+// by factor: for a test that is a second way to fail, or to clear, a
+// release besides the check's own.
+func (t Thresholds) stricter(factor float64) Thresholds {
+	t.Confidence = 1 - t.alpha()/factor
+	return t
+}
+
 // Value judges a plain measurement (a user's PromQL) against absolute or
 // baseline-relative lines, without statistics: the check's failure limit
 // is what protects it from noise. NaN is NoData; ±Inf is a value.

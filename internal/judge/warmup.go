@@ -43,7 +43,7 @@ func Overwhelming(obs, base Counts, minTotal float64, t Thresholds) Verdict {
 	}
 	strict := Thresholds{
 		Fail:       Rule{Op: t.Fail.Op, Value: WarmupLine(line)},
-		Confidence: 1 - t.alpha()/WarmupStrictness,
+		Confidence: t.stricter(WarmupStrictness).Confidence,
 		Test:       Sequential,
 	}
 	v := Ratio(obs, Counts{}, minTotal, strict)

@@ -168,14 +168,14 @@ func (c *check) baselineValue() float64 {
 // endOn records a check's deciding verdict and what it was compared with,
 // freezes it, announces the breach and ends the watch: inconclusive for a
 // shared cause the control group showed, a failure otherwise.
-func (w *run) endOn(c *check, verdict judge.Verdict, cmp comparedWith, v config.Vars, at time.Time, shared bool) error {
+func (w *run) endOn(c *check, verdict judge.Verdict, cmp comparedWith, v config.Vars, at time.Time, outcome judge.ControlOutcome) error {
 	c.tracker.Observe(verdict.Status)
 	c.record(verdict, v, at)
 	c.result.Comparison, c.result.Control = cmp.by, cmp.value
 	c.frozen = true
 	breach := *c.result
 	w.emit(Event{Kind: event.Breached, Check: &breach, Message: c.cfg.Name + ": " + verdict.Reason})
-	if shared {
+	if outcome == judge.ControlShared {
 		return &inconclusive{reason: c.cfg.Name + ": " + verdict.Reason}
 	}
 	return &failure{reason: c.cfg.Name + ": " + verdict.Reason}
@@ -193,7 +193,7 @@ const minControlEvents = 10
 // group shares is upstream of the release (a shared cause); one it did not
 // share is the release's. A control group too quiet to prove even a full
 // stop, or one that cannot be measured, leaves the decision to the line.
-func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
+func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict, th judge.Thresholds) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
 	releaseBase := c.baselineValue()
 	if c.base.at.IsZero() || !(releaseBase > 0) || math.IsInf(releaseBase, 0) {
 		verdict.Reason += "; the control group cannot be compared without the release's baseline rate"
@@ -208,7 +208,6 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		return verdict, cmp, judge.ControlNone
 	}
 	secs, baseSecs := rangeOf(cv.Window).Seconds(), c.base.window.Seconds()
-	th := c.th.AtLook(c.comparisons + 1)
 	th.Fail = judge.Rule{Op: c.cfg.Fail.Op, Value: verdict.Line / releaseBase, Relative: true}
 	th.HasFloor = false
 	quiet := base/baseSecs*secs < minControlEvents
@@ -219,7 +218,6 @@ func (c *check) compareControlRate(ctx context.Context, src Querier, cv config.V
 		verdict.Reason += fmt.Sprintf("; the control group is too quiet to compare (%.1f events expected in the window)", base/baseSecs*secs)
 		return verdict, cmp, judge.ControlNone // the line decides
 	}
-	c.comparisons++
 	cvv := judge.Rate(now, secs, base, baseSecs, th)
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(now / secs)}
 	seen := fmt.Sprintf("the control group: %s over the same time, %s before the deploy",
@@ -331,15 +329,30 @@ func (c *check) measureEarly(ctx context.Context, src Querier, v config.Vars, at
 // control group's is beyond the line when more than 1-q of its requests
 // are slower). Other checks, and a watch without a control group, keep
 // their verdict (judge.ControlNone).
+//
+// Each comparison made (one that did not leave it to the line) is counted:
+// the comparisons' tests spend the check's confidence over them.
 func (c *check) compareControl(ctx context.Context, src Querier, control string, v config.Vars, at time.Time, verdict judge.Verdict) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
 	if control == "" || verdict.Status != judge.Fail || math.IsNaN(verdict.Line) {
 		return verdict, cmp, judge.ControlNone // not a statistical failure (no data, say): nothing to compare
 	}
 	cv := v
 	cv.Selector = control
+	th := c.th.AtLook(c.comparisons + 1)
 	if c.cfg.Type == config.TypeRate {
-		return c.compareControlRate(ctx, src, cv, at, verdict)
+		out, cmp, outcome = c.compareControlRate(ctx, src, cv, at, verdict, th)
+	} else {
+		out, cmp, outcome = c.compareControlShare(ctx, src, cv, at, verdict, th)
 	}
+	if outcome != judge.ControlNone {
+		c.comparisons++
+	}
+	return out, cmp, outcome
+}
+
+// compareControlShare is compareControl for an error share or a latency
+// quantile.
+func (c *check) compareControlShare(ctx context.Context, src Querier, cv config.Vars, at time.Time, verdict judge.Verdict, th judge.Thresholds) (out judge.Verdict, cmp comparedWith, outcome judge.ControlOutcome) {
 	if !(verdict.Samples > 0) {
 		return verdict, cmp, judge.ControlNone
 	}
@@ -367,12 +380,11 @@ func (c *check) compareControl(ctx context.Context, src Querier, control string,
 	default:
 		return verdict, cmp, judge.ControlNone
 	}
-	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, c.th.AtLook(c.comparisons+1))
+	outcome, why := judge.AgainstControl(obs, ctl, c.cfg.MinRequests, line, what, th)
 	if outcome == judge.ControlNone {
 		verdict.Reason += "; " + why
 		return verdict, cmp, outcome // the line decided, not the control group
 	}
-	c.comparisons++
 	cmp = comparedWith{by: ComparisonControl, value: judge.Num(ctlValue)}
 	if outcome == judge.ControlBlames {
 		verdict.Reason += "; " + why

@@ -182,7 +182,7 @@ func (w *run) lookSideBySide(ctx context.Context) error {
 		if outcome == judge.ControlShared {
 			cmp = byControl
 		}
-		return w.endOn(c, verdict, cmp, v, at, outcome == judge.ControlShared)
+		return w.endOn(c, verdict, cmp, v, at, outcome)
 	}
 	return nil
 }

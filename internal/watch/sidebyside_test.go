@@ -287,47 +287,51 @@ func TestSideStrataFromCumulativeCounts(t *testing.T) {
 // stable).
 func TestUndecidedIsKeptAndCleared(t *testing.T) {
 	undecided := profile{rps: 50, errRatio: 0.03, latency: 1}
-	report := false // error_rate in mode: report
-	run := func(t *testing.T, release func(since time.Duration) profile, downBeforeEnd, monitor time.Duration) *Report {
+	// how is what changes between the watches below.
+	type how struct {
+		release       func(since time.Duration) profile
+		downBeforeEnd time.Duration // the metric source down this long before the end
+		monitor       time.Duration // phases.monitor, when not the default
+		report        bool          // error_rate in mode: report
+	}
+	run := func(t *testing.T, h how) *Report {
 		clock := &fakeClock{now: t0.Add(3 * time.Minute)}
 		deployAt := clock.Now()
 		src := generateSim(5, t0, deployAt, 10*time.Minute, func(at time.Time) profile {
 			if at.Before(deployAt) {
 				return good
 			}
-			return release(at.Sub(deployAt))
+			return h.release(at.Sub(deployAt))
 		})
 		src.control = newSim(6, t0, good, profile{rps: 50, errRatio: 0.012, latency: 1}, deployAt, 10*time.Minute)
 		spec := loadSpec(t, "")
 		spec.Metrics.Control = `job="control"`
-		if monitor > 0 {
-			spec.Phases.Monitor = monitor
+		if h.monitor > 0 {
+			spec.Phases.Monitor = h.monitor
 		}
-		if report {
+		if h.report {
 			spec.Checks[0].Mode = config.ModeReport
 		}
-		if downBeforeEnd > 0 {
+		if h.downBeforeEnd > 0 {
 			end := deployAt.Add(spec.Phases.Warmup + spec.Phases.Monitor)
-			src.failAfter = end.Add(-downBeforeEnd)
+			src.failAfter = end.Add(-h.downBeforeEnd)
 		}
 		return New(spec, src, &fakePlatform{running: "v1"}, WithClock(clock)).Run(context.Background(), Request{Version: "v2", RunDeploy: true})
 	}
 	always := func(time.Duration) profile { return undecided }
-	if rep := run(t, always, 0, 0); rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "before the control group could tell") {
+	if rep := run(t, how{release: always}); rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "before the control group could tell") {
 		t.Fatalf("undecided to the end: %s (%s), want inconclusive", rep.Verdict, rep.Reason)
 	}
-	rep := run(t, always, 500*time.Millisecond, 0)
+	rep := run(t, how{release: always, downBeforeEnd: 500 * time.Millisecond})
 	if rep.Verdict != Inconclusive || !strings.Contains(rep.Reason, "before the control group could tell") || !strings.Contains(rep.Reason, "not significantly better yet") {
 		t.Errorf("the source down at the last looks: %s (%s), want inconclusive with the last decided look's reason", rep.Verdict, rep.Reason)
 	}
 	if r := findCheck(t, rep, "error_rate"); r.Verdict != judge.Error && r.Verdict != judge.NoData {
 		t.Errorf("error_rate ended %s (%s): the source was not down at the last look", r.Verdict, r.Reason)
 	}
-	report = true
-	if rep := run(t, always, 0, 0); rep.Verdict != Stable || !strings.Contains(rep.Reason, "would have been inconclusive") {
+	if rep := run(t, how{release: always, report: true}); rep.Verdict != Stable || !strings.Contains(rep.Reason, "would have been inconclusive") {
 		t.Errorf("undecided in mode: report: %s (%s), want stable, saying it would have been inconclusive", rep.Verdict, rep.Reason)
 	}
-	report = false
 	recovers := func(since time.Duration) profile {
 		if since < 20*time.Second {
 			return undecided
@@ -337,10 +341,10 @@ func TestUndecidedIsKeptAndCleared(t *testing.T) {
 	// Counted since the warm-up, its error share is still beyond the line
 	// when a 40s monitor ends (not surely, so those looks only warn): it
 	// stays undecided. It falls back under the line over a longer monitor.
-	if rep := run(t, recovers, 0, 0); rep.Verdict != Inconclusive {
+	if rep := run(t, how{release: recovers}); rep.Verdict != Inconclusive {
 		t.Errorf("a release still beyond the line at the end: %s (%s), want inconclusive", rep.Verdict, rep.Reason)
 	}
-	if rep := run(t, recovers, 0, 3*time.Minute); rep.Verdict != Stable {
+	if rep := run(t, how{release: recovers, monitor: 3 * time.Minute}); rep.Verdict != Stable {
 		t.Errorf("a release that recovers: %s (%s), want stable", rep.Verdict, rep.Reason)
 	}
 }

@@ -99,12 +99,7 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	saveAfter := false
-	defer func() {
-		if saveAfter {
-			_ = w.save() // the comparisons made with the control group are spent
-		}
-	}()
+	undecided := false
 	for _, c := range early {
 		verdict := verdicts[c]
 		if verdict.Status != judge.Fail {
@@ -120,10 +115,13 @@ func (w *run) lookEarly(ctx context.Context, early []*check) error {
 		out, cmp, outcome := c.compareControl(ctx, w.source, w.spec.Metrics.Control, v, at, cv)
 		out.Line = verdict.Line
 		if outcome == judge.ControlExcuses {
-			saveAfter = true
+			undecided = true
 			continue // undecided, for now: the monitor will judge
 		}
-		return w.endOn(c, out, cmp, v, at, outcome == judge.ControlShared)
+		return w.endOn(c, out, cmp, v, at, outcome)
+	}
+	if undecided {
+		_ = w.save() // the comparison spent part of the check's confidence
 	}
 	return nil
 }
